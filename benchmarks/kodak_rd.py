@@ -1,0 +1,178 @@
+"""Kodak rate-distortion benchmark: every shipped image model against JPEG, WebP and AVIF (Pillow).
+
+For each learned model and quality it encodes the 24 Kodak images to real .ncd files, decodes them,
+checks that decoding is bit-exact to the encoder's reconstruction, and compares the file size with the
+model's own rate estimate (Σ −log2 p of the training-time likelihoods, noise-free). Classical codecs
+sweep their quality knob. Curves are averaged per quality point (mean bpp, mean PSNR-RGB, mean
+MS-SSIM), BD-rates are computed against each classical codec and against CompressAI's published
+bmshj2018-hyperprior points, and a plot, a JSON file and a Markdown table are written.
+
+    python benchmarks/kodak_rd.py --out benchmarks/results/kodak [--kodak ../shared/data/kodak]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from neuralcodec import container
+from neuralcodec.codecs.image_hyperprior import pad_to_multiple
+from neuralcodec.codecs.registry import load_codec
+from neuralcodec.eval.bdrate import bd_rate
+from neuralcodec.eval.classical import get_classical
+from neuralcodec.eval.metrics import ms_ssim, psnr
+from neuralcodec.eval.plots import plot_rd_curves
+from neuralcodec.pretrained import list_models
+from neuralcodec.train.datasets import list_images, load_rgb
+from neuralcodec.train.losses import bits_per_pixel
+
+DEFAULT_KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+COMPRESSAI_BMSHJ2018_HYPERPRIOR = [(0.131, 27.58), (0.320, 30.97), (0.669, 34.53), (1.259, 38.58)]
+"""Published Kodak points of CompressAI's bmshj2018-hyperprior (quoted in the issue)."""
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float]) -> dict:
+    """Per-quality averages and per-image rows of a shipped image model."""
+    codec = load_codec(model_id)
+    rows = []
+    for quality in tqdm(qualities, desc=model_id, unit="quality"):
+        for index, rgb in enumerate(images):
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+            started = time.perf_counter()
+            payload, x_hat, _ = codec.compress(x, quality)
+            file_bytes = len(container.write(payload))
+            encode_s = time.perf_counter() - started
+            started = time.perf_counter()
+            decoded = codec.decompress(container.read(container.write(payload)))
+            decode_s = time.perf_counter() - started
+            with torch.no_grad():
+                out = codec.model(pad_to_multiple(x), quality - 1.0)
+            height, width = rgb.shape[:2]
+            estimated_bpp = float(bits_per_pixel(out["likelihoods"], height * width)[0])
+            rec = _to_uint8(decoded)
+            rows.append({
+                "image": index + 1, "quality": quality, "bytes": file_bytes,
+                "bpp": 8 * file_bytes / (height * width), "estimated_bpp": estimated_bpp,
+                "psnr": psnr(rgb, rec), "ms_ssim": ms_ssim(rgb, rec),
+                "bit_exact": bool(torch.equal(decoded, x_hat)), "encode_s": encode_s, "decode_s": decode_s,
+            })
+    return {"rows": rows, "curve": _average(rows, "quality")}
+
+
+def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
+    """Per-knob averages and per-image rows of a Pillow codec."""
+    codec = get_classical(name)
+    if not codec.available():
+        return {"unavailable": codec.unavailable_reason()}
+    rows = []
+    for quality in tqdm(codec.qualities, desc=name, unit="quality"):
+        for index, rgb in enumerate(images):
+            data = codec.encode(rgb, quality)
+            rec = codec.decode(data)
+            height, width = rgb.shape[:2]
+            rows.append({"image": index + 1, "quality": quality, "bytes": len(data),
+                         "bpp": 8 * len(data) / (height * width), "psnr": psnr(rgb, rec), "ms_ssim": ms_ssim(rgb, rec)})
+    return {"rows": rows, "curve": _average(rows, "quality")}
+
+
+def _average(rows: list[dict], key: str) -> list[dict]:
+    groups: dict[float, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row[key], []).append(row)
+    curve = []
+    for value, group in sorted(groups.items()):
+        point = {key: value}
+        for metric in ("bpp", "psnr", "ms_ssim", "estimated_bpp"):
+            if metric in group[0]:
+                point[metric] = float(np.mean([r[metric] for r in group]))
+        curve.append(point)
+    return curve
+
+
+def _points(curve: list[dict], metric: str = "psnr") -> list[tuple[float, float]]:
+    return [(p["bpp"], p[metric]) for p in curve]
+
+
+def _bd_or_reason(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | str:
+    try:
+        return round(bd_rate(anchor, test, method="pchip"), 2)
+    except Exception as error:  # BD-rate is undefined without overlap; report why instead
+        return f"n/a ({error})"
+
+
+def _markdown(results: dict) -> str:
+    lines = ["| codec | quality | bpp | PSNR-RGB (dB) | MS-SSIM |", "|---|---|---|---|---|"]
+    for name, result in results["codecs"].items():
+        for p in result.get("curve", []):
+            lines.append(f"| {name} | {p['quality']:g} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |")
+    lines += ["", "| learned model | anchor | BD-rate (PSNR, pchip) |", "|---|---|---|"]
+    for model, anchors in results["bd_rate"].items():
+        for anchor, value in anchors.items():
+            lines.append(f"| {model} | {anchor} | {value if isinstance(value, str) else f'{value:+.2f}%'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK, help="folder with the 24 Kodak PNGs")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/kodak"))
+    parser.add_argument("--classical", default="jpeg,webp,avif", help="comma-separated Pillow codecs")
+    parser.add_argument("--qualities", default="1,1.5,2,2.5,3,3.5,4,4.5,5,5.5,6", help="learned-model qualities")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N images (quick runs)")
+    args = parser.parse_args(argv)
+    if not args.kodak.is_dir():
+        print(f"Kodak folder not found: {args.kodak}", file=sys.stderr)
+        return 2
+    files = list_images(args.kodak)[: args.limit or None]
+    images = [load_rgb(f) for f in files]
+    qualities = [float(q) for q in args.qualities.split(",")]
+    torch.set_grad_enabled(False)
+
+    results: dict = {"images": [f.name for f in files], "codecs": {}, "bd_rate": {}}
+    learned = [m.model_id for m in list_models() if m.codec == "image-hyperprior"]
+    for model_id in learned:
+        usable = [q for q in qualities if q <= load_codec(model_id).model.config.levels]
+        results["codecs"][model_id] = evaluate_learned(model_id, images, usable)
+    for name in args.classical.split(","):
+        results["codecs"][name] = evaluate_classical(name, images)
+    anchors = {name: _points(r["curve"]) for name, r in results["codecs"].items() if name not in learned and "curve" in r}
+    anchors["compressai-bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
+    for model_id in learned:
+        test = _points(results["codecs"][model_id]["curve"])
+        results["bd_rate"][model_id] = {name: _bd_or_reason(anchor, test) for name, anchor in anchors.items()}
+        rows = results["codecs"][model_id]["rows"]
+        results["codecs"][model_id]["all_bit_exact"] = all(r["bit_exact"] for r in rows)
+        results["codecs"][model_id]["max_rate_gap_percent"] = max(
+            100 * abs(r["bpp"] / r["estimated_bpp"] - 1) for r in rows)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "kodak_rd.json").write_text(json.dumps(results, indent=1))
+    (args.out / "kodak_rd.md").write_text(_markdown(results))
+    curves = {name: _points(r["curve"]) for name, r in results["codecs"].items() if "curve" in r}
+    curves["compressai bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
+    plot_rd_curves({k: [p for p in v if p[0] <= 2.0] for k, v in curves.items()}, args.out / "kodak_psnr.png",
+                   title="Kodak (24 images): PSNR-RGB vs rate")
+    plot_rd_curves({name: [p for p in _points(r["curve"], "ms_ssim") if p[0] <= 2.0]
+                    for name, r in results["codecs"].items() if "curve" in r},
+                   args.out / "kodak_msssim.png", ylabel="MS-SSIM", title="Kodak (24 images): MS-SSIM vs rate")
+    print(_markdown(results))
+    for model_id in learned:
+        r = results["codecs"][model_id]
+        print(f"{model_id}: all decodes bit-exact: {r['all_bit_exact']}; "
+              f"max |file bpp / estimated bpp - 1| = {r['max_rate_gap_percent']:.3f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

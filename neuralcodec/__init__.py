@@ -1,0 +1,46 @@
+"""neuralcodec: learned codecs on one rANS backend, with honest rate/distortion/machine-perception evaluation.
+
+Public API::
+
+    import neuralcodec
+    neuralcodec.list_models()
+    stats = neuralcodec.encode_file("photo.png", "photo.ncd", quality=3)
+    neuralcodec.decode_file("photo.ncd", "photo-decoded.png")
+    codec = neuralcodec.load("hyperprior-vr-small")   # a codec object with compress()/decompress()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+__all__ = ["load", "encode_file", "decode_file", "list_models", "__version__"]
+
+
+def list_models() -> list:
+    """Every shipped pretrained model (id, codec, description, measured numbers)."""
+    from neuralcodec.pretrained import list_models as _list
+
+    return _list()
+
+
+def load(model: str | None = None, codec: str | None = None, device: str = "cpu"):
+    """A codec bound to weights: a shipped model id, a path to a .safetensors file, or a codec's default."""
+    from neuralcodec.codecs.registry import load_codec
+
+    return load_codec(model, codec, device)
+
+
+def encode_file(source: str | Path, target: str | Path, model: str | None = None, codec: str | None = None,
+                quality: float | None = None, verify: bool = False, device: str = "cpu") -> dict:
+    """Encode ``source`` into the .ncd file ``target`` (written atomically); returns size/bpp/time stats."""
+    from neuralcodec.api import encode_path
+
+    return encode_path(Path(source), Path(target), model=model, codec=codec, quality=quality, verify=verify, device=device)
+
+
+def decode_file(source: str | Path, target: str | Path, model: str | None = None, device: str = "cpu") -> dict:
+    """Decode the .ncd file ``source`` into ``target`` (format from its extension); returns stats."""
+    from neuralcodec.api import decode_path
+
+    return decode_path(Path(source), Path(target), model=model, device=device)

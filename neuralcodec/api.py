@@ -1,0 +1,40 @@
+"""File-level encode/decode shared by the CLI and the Python API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neuralcodec import container
+from neuralcodec.codecs.base import EncodeOptions
+from neuralcodec.codecs.registry import codec_for_payload, family_for_input, load_codec
+from neuralcodec.container import Limits
+from neuralcodec.errors import InputError
+from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
+
+
+def encode_path(source: Path, target: Path, model: str | None = None, codec: str | None = None,
+                quality: float | None = None, verify: bool = False, device: str = "cpu",
+                limits: Limits = Limits()) -> dict:
+    """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds."""
+    if not source.is_file():
+        raise InputError(f"input file not found: {source}")
+    ensure_not_same_file(source, target)
+    if model is None and codec is None:
+        codec = family_for_input(source)
+    file_codec = load_codec(model, codec, device)
+    result = file_codec.encode_file(source, EncodeOptions(quality=quality, verify=verify, device=device, limits=limits))
+    data = container.write(result.payload)
+    atomic_write_bytes(target, data)
+    stats = {"codec": result.payload.codec, "model": result.payload.model_id, "bytes": len(data), **result.stats}
+    if "width" in stats and "height" in stats:
+        stats["bpp"] = round(8 * len(data) / (stats["width"] * stats["height"]), 5)
+    return stats
+
+
+def decode_path(source: Path, target: Path, model: str | None = None, device: str = "cpu",
+                limits: Limits = Limits()) -> dict:
+    """Decode the .ncd ``source`` to ``target``; nothing is written unless decoding succeeds."""
+    ensure_not_same_file(source, target)
+    payload = container.read_file(source, limits)
+    file_codec = codec_for_payload(payload, model, device)
+    return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}

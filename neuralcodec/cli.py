@@ -1,0 +1,197 @@
+"""The `codec` command: thin argument parsing over the library.
+
+Errors neuralcodec raises on purpose print as one line on stderr with exit code 2 (1 for anything
+unexpected); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from neuralcodec import __version__
+from neuralcodec.errors import NeuralCodecError
+
+EPILOG = """examples:
+  codec encode photo.png photo.ncd --quality 3 --verify
+  codec decode photo.ncd photo-decoded.png
+  codec info photo.ncd --json
+  codec models
+  codec train image-hyperprior --data photos/ --out runs/my-codec --steps 20000
+"""
+
+
+def _add_encode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="compress a file into an .ncd file",
+                       description="Compress an image into an .ncd file with a learned codec.")
+    p.add_argument("input", type=Path, help="input file (PNG, JPEG, WebP, BMP, TIFF...)")
+    p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
+    p.add_argument("--quality", "-q", type=float, default=None,
+                   help="rate knob of variable-rate models: 1 (smallest file) to the model's number of levels; "
+                        "fractions interpolate (default: the middle)")
+    p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
+    p.add_argument("--codec", "-c", default=None, help="codec family (default: chosen from the input type)")
+    p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
+    p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+
+def _add_decode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("decode", help="decompress an .ncd file",
+                       description="Decompress an .ncd file; the output format follows the extension.")
+    p.add_argument("input", type=Path, help="input .ncd file")
+    p.add_argument("output", type=Path, help="output file, e.g. out.png (written atomically)")
+    p.add_argument("--model", "-m", default=None, help="weights to decode with, when not a shipped model (.safetensors)")
+    p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show the header of an .ncd file")
+    p.add_argument("input", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list shipped pretrained models")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a codec on your own data",
+                       description="Train a codec family on a folder of your data. Resumes from OUT/checkpoint.pt.")
+    p.add_argument("family", choices=["image-hyperprior"], help="codec family to train")
+    p.add_argument("--data", type=Path, required=True, help="folder of training images (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, log.jsonl, model.safetensors")
+    p.add_argument("--lmbda", type=float, action="append", default=None,
+                   help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels 0.0018-0.0483)")
+    p.add_argument("--metric", choices=["mse", "ms-ssim"], default="mse", help="distortion of the loss")
+    p.add_argument("--n", type=int, default=128, help="transform width N")
+    p.add_argument("--m", type=int, default=192, help="latent channels M")
+    p.add_argument("--scale-only", action="store_true", help="scale hyperprior (Ballé 2018) instead of mean-scale")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 64)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of files held out for validation")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--validate-every", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on GPU")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-id", default=None, help="id stored in the exported weights (default: the run folder name)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codec", description="Learned codecs: encode/decode files, train codecs, inspect .ncd files.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"neuralcodec {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_encode, _add_decode, _add_info, _add_models, _add_train):
+        add(sub)
+    return parser
+
+
+def _print_stats(stats: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(stats))
+        return
+    print("  ".join(f"{key}={value}" for key, value in stats.items()))
+
+
+def _run_encode(args: argparse.Namespace) -> None:
+    from neuralcodec.api import encode_path
+
+    stats = encode_path(args.input, args.output, model=args.model, codec=args.codec, quality=args.quality,
+                        verify=args.verify, device=args.device)
+    _print_stats(stats, args.json)
+
+
+def _run_decode(args: argparse.Namespace) -> None:
+    from neuralcodec.api import decode_path
+
+    _print_stats(decode_path(args.input, args.output, model=args.model, device=args.device), args.json)
+
+
+def _run_info(args: argparse.Namespace) -> None:
+    from neuralcodec.container import header_summary, read_file
+
+    summary = header_summary(read_file(args.input))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        print(f"{key:>16}: {value}")
+
+
+def _run_models(args: argparse.Namespace) -> None:
+    from neuralcodec.pretrained import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps([{"id": m.model_id, "codec": m.codec, "description": m.description,
+                           "default_for": list(m.default_for), "measured": m.measured} for m in models], indent=2))
+        return
+    if not models:
+        print("no pretrained models are installed")
+    for m in models:
+        default = " (default)" if m.default_for else ""
+        print(f"{m.model_id:<28} {m.codec:<18}{default} {m.description}")
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from neuralcodec.codecs.image_hyperprior import DEFAULT_LAMBDAS, HyperpriorConfig
+    from neuralcodec.train.export import export_image_hyperprior
+    from neuralcodec.train.image import train_image_hyperprior
+    from neuralcodec.train.loop import TrainConfig
+
+    config = TrainConfig(
+        out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, num_workers=args.workers,
+        seed=args.seed, **({"device": args.device} if args.device else {}),
+    )
+    if args.no_amp:
+        config.amp = False
+    model_config = HyperpriorConfig(n=args.n, m=args.m, mean_scale=not args.scale_only,
+                                    lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
+    model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
+                                   val_fraction=args.val_fraction)
+    path = args.out / "model.safetensors"
+    export_image_hyperprior(model, path, model_id=args.model_id or args.out.name)
+    print(f"weights written to {path}; use them with `codec encode IMG OUT.ncd --model {path}`")
+
+
+COMMANDS = {"encode": _run_encode, "decode": _run_decode, "info": _run_info, "models": _run_models,
+            "train": _run_train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `codec` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except NeuralCodecError as error:
+        if args.debug:
+            raise
+        print(f"codec {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"codec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # unexpected: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"codec {args.command}: internal error: {type(error).__name__}: {error} (rerun with --debug)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The hyperprior image codec as a file codec: entropy coding, determinism, file I/O.
+
+Bitstream of one image (one constriction ANS stream, decode order):
+1. hyper-latent symbols ``round(z - median)``, per channel, with the learned factorized tables that
+   are stored inside the weights file (never recomputed from floats by a decoder);
+2. latent residuals ``round(y - mean)`` with the zero-mean Gaussian tables of the shared scale table.
+
+Determinism: the decoder must rebuild exactly the encoder's scale indexes and means. Both come from
+the hyper-synthesis, which always runs in float64 on the CPU (one path, whatever device runs the big
+transforms); means are then snapped to a 1/``MEAN_GRID`` grid and scales to the table. A mismatch
+needs a float64 rounding difference that straddles a grid boundary; the file carries a CRC32 of the
+indexes so that even this case fails with a clear error instead of garbage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from neuralcodec.codecs.base import EncodeOptions, EncodeResult
+from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, PAD_MULTIPLE, pad_to_multiple
+from neuralcodec.codecs.image_io import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
+from neuralcodec.container import Limits, Payload, check_dimensions
+from neuralcodec.entropy import SymbolDecoder, SymbolEncoder, gaussian_scale_tables, scale_to_index
+from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
+from neuralcodec.eval.metrics import psnr
+from neuralcodec.pretrained import LoadedWeights
+
+MEAN_GRID = 256
+"""Means are snapped to multiples of 1/MEAN_GRID before use (deterministic reconstruction)."""
+
+
+class ImageHyperpriorCodec:
+    """Encode/decode images with an :class:`ImageHyperprior` and its stored coding tables."""
+
+    name: ClassVar[str] = "image-hyperprior"
+    suffixes: ClassVar[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
+
+    def __init__(self, model: ImageHyperprior, model_id: str, weights_hash: bytes, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.z_tables = model.entropy_bottleneck.tables
+        self.model_id = model_id
+        self.weights_hash = weights_hash
+        self.y_tables = gaussian_scale_tables()
+        # The entropy-parameter path: float64 on the CPU, always.
+        self._hyper_synthesis = copy.deepcopy(model.h_s).double().cpu().eval()
+        self._hyper_gain = copy.deepcopy(model.hyper_gain).double().cpu().eval()
+        medians = model.entropy_bottleneck.quantiles.detach()[:, 0, 1]
+        self._z_medians = medians.double().cpu().numpy()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_weights(cls, weights: LoadedWeights, device: str = "cpu") -> "ImageHyperpriorCodec":
+        config = HyperpriorConfig.from_dict(weights.config)
+        model = ImageHyperprior(config)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
+        model.load_state_dict(state, strict=False)
+        missing = [k for k in model.state_dict() if k not in state and not _is_constructor_constant(k)]
+        if missing:
+            raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
+        return cls(model, weights.model_id, weights.weights_hash, device)
+
+    @staticmethod
+    def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
+        """Tensors of a weights file: the model's parameters and its hyper-latent coding tables."""
+        model.entropy_bottleneck.build_tables()
+        return {k: v for k, v in model.state_dict().items() if not _is_constructor_constant(k)}
+
+    # ------------------------------------------------------------------ coding
+    def level_of(self, quality: float | None) -> float:
+        """Map the user's quality (1 = lowest rate ... number of levels) to a gain level."""
+        levels = self.model.config.levels
+        if quality is None:
+            quality = (levels + 1) / 2
+        if not 1 <= quality <= levels:
+            raise InputError(f"quality must be between 1 and {levels} for this model, got {quality}")
+        return float(quality) - 1.0
+
+    def _entropy_parameters(self, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(z_hat, snapped means, scale indexes) from hyper-latent symbols, on the float64 CPU path."""
+        z_hat = torch.from_numpy(z_symbols.astype(np.float64) + self._z_medians[:, None, None])[None]
+        level_t = torch.tensor([level], dtype=torch.float64)
+        with torch.no_grad():
+            params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat, level_t))
+            means, scales = self.model.entropy_parameters(params)
+        means = np.round(means[0].numpy() * MEAN_GRID) / MEAN_GRID
+        return z_hat, means, scale_to_index(scales[0].numpy())
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, quality: float | None = None,
+                 reconstruct: bool = True) -> tuple[Payload, torch.Tensor | None, dict]:
+        """Code an image tensor (1, 3, H, W) in [0, 1].
+
+        Returns the payload, the encoder's reconstruction (what any decoder produces, bit for bit;
+        None when ``reconstruct`` is False, which skips the synthesis transform) and coding statistics.
+        """
+        if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise InputError(f"expected an image tensor of shape (1, 3, H, W), got {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        level = self.level_of(quality)
+        level_t = torch.tensor([level], device=self.device)
+        padded = pad_to_multiple(x.to(self.device))
+        y = self.model.latent_gain.scale(self.model.g_a(padded), level_t)
+        z = self.model.hyper_gain.scale(self.model.h_a(y), level_t)
+        z_symbols = np.round(z[0].double().cpu().numpy() - self._z_medians[:, None, None]).astype(np.int32)
+        _, means, indexes = self._entropy_parameters(z_symbols, level)
+        y_symbols = np.round(y[0].double().cpu().numpy() - means).astype(np.int32)
+
+        encoder = SymbolEncoder()
+        encoder.encode_with_tables(z_symbols, _channel_indexes(z_symbols.shape), self.z_tables)
+        encoder.encode_with_tables(y_symbols, indexes, self.y_tables)
+        stream = encoder.finish()
+        x_hat = self._synthesize(y_symbols + means, level, height, width) if reconstruct else None
+        payload = Payload(
+            codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
+            metadata={"height": int(height), "width": int(width), "level": level,
+                      "index_crc": zlib.crc32(indexes.astype(np.uint8).tobytes())},
+            sections={"bits": stream},
+        )
+        stats = {"ideal_bits": float(encoder.ideal_bits), "stream_bytes": len(stream)}
+        return payload, x_hat, stats
+
+    @torch.no_grad()
+    def decompress(self, payload: Payload, limits: Limits = Limits()) -> torch.Tensor:
+        """Inverse of :meth:`compress`: the reconstruction (1, 3, H, W) in [0, 1]."""
+        meta = payload.metadata
+        height, width, level = _require_int(meta, "height"), _require_int(meta, "width"), meta.get("level")
+        check_dimensions({"height": height, "width": width}, limits)
+        if not isinstance(level, float) or not 0 <= level <= self.model.config.levels - 1:
+            raise CorruptFileError(f"invalid gain level {level!r} in the file")
+        if "bits" not in payload.sections:
+            raise CorruptFileError("the file has no 'bits' section")
+        z_shape = (self.model.config.n, _padded(height) // PAD_MULTIPLE, _padded(width) // PAD_MULTIPLE)
+        try:
+            decoder = SymbolDecoder(payload.sections["bits"])
+            z_symbols = decoder.decode_with_tables(_channel_indexes(z_shape), self.z_tables)
+            _, means, indexes = self._entropy_parameters(z_symbols, level)
+            if zlib.crc32(indexes.astype(np.uint8).tobytes()) != meta.get("index_crc"):
+                raise CorruptFileError(
+                    "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
+                )
+            y_symbols = decoder.decode_with_tables(indexes, self.y_tables)
+            decoder.assert_exhausted()
+        except EntropyCodingError as error:
+            raise CorruptFileError(f"the image bitstream is corrupt: {error}") from error
+        return self._synthesize(y_symbols + means, level, height, width)
+
+    def _synthesize(self, y_hat: np.ndarray, level: float, height: int, width: int) -> torch.Tensor:
+        """Pixels from latents. On the CPU oneDNN is bypassed: its convolutions round differently with
+        the thread count, the native ones do not, so decoder and encoder agree bit for bit."""
+        y_hat_t = torch.from_numpy(y_hat).float()[None].to(self.device)
+        level_t = torch.tensor([level], device=self.device)
+        with _native_cpu_convolutions():
+            x_hat = self.model.g_s(self.model.latent_gain.unscale(y_hat_t, level_t))
+        return x_hat[..., :height, :width].clamp(0, 1).cpu()
+
+    # ------------------------------------------------------------------ files
+    def encode_file(self, source: Path, options: EncodeOptions) -> EncodeResult:
+        started = time.perf_counter()
+        image = read_image(source, max_pixels=options.limits.max_pixels)
+        x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].float() / 255.0
+        payload, x_hat, stats = self.compress(x, options.quality)
+        payload.metadata["grayscale"] = image.grayscale
+        if image.alpha is not None:
+            payload.sections["alpha"] = encode_alpha(image.alpha)
+        result = {"width": image.width, "height": image.height, "quality": self.level_of(options.quality) + 1,
+                  "seconds": round(time.perf_counter() - started, 3), **stats}
+        if options.verify:
+            decoded = self.decompress(payload, options.limits)
+            if not torch.equal(decoded, x_hat):
+                raise CorruptFileError("verification failed: decoding does not reproduce the encoder's reconstruction")
+            result["psnr_rgb"] = round(psnr(image.rgb, _to_uint8(decoded)), 3)
+        return EncodeResult(payload, result)
+
+    def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
+        started = time.perf_counter()
+        rgb = _to_uint8(self.decompress(payload, limits))
+        height, width = rgb.shape[:2]
+        alpha = decode_alpha(payload.sections["alpha"], height, width) if "alpha" in payload.sections else None
+        write_image(target, DecodedImage(rgb=rgb, grayscale=bool(payload.metadata.get("grayscale", False)), alpha=alpha))
+        return {"width": width, "height": height, "seconds": round(time.perf_counter() - started, 3)}
+
+
+@contextlib.contextmanager
+def _native_cpu_convolutions() -> Iterator[None]:
+    """Disable oneDNN (whose results vary with the thread count) for the duration of the block."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8."""
+    return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def _channel_indexes(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.arange(shape[0], dtype=np.int32)[:, None, None], shape)
+
+
+def _padded(side: int) -> int:
+    return -(-side // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _require_int(meta: dict, key: str) -> int:
+    value = meta.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CorruptFileError(f"missing or invalid {key!r} in the file header: {value!r}")
+    return value
+
+
+def _is_constructor_constant(key: str) -> bool:
+    """State the constructor rebuilds: compressai's own rANS tables (unused: ours are the
+    ``_table_*`` buffers) and fixed bounds/targets (kept out of fp16 files, where 1e-9 would underflow)."""
+    leaf = key.rsplit(".", 1)[-1]
+    return leaf in ("_offset", "_quantized_cdf", "_cdf_length", "scale_table", "scale_bound", "bound", "target")

@@ -1,0 +1,137 @@
+"""Reading and writing image files for the image codecs (Pillow).
+
+Policy, applied deliberately and recorded in the .ncd metadata so decoding restores the same layout:
+- EXIF orientation is applied before coding (the decoded file is upright, with no EXIF tag).
+- Grayscale (L, 1, I, I;16, F) is coded as RGB with three equal channels and decoded back to 8-bit
+  grayscale; 16-bit and float inputs are reduced to 8 bits (the codec is 8-bit).
+- Alpha (RGBA, LA, PA, palette transparency) is kept exactly: the colour is coded lossily, the alpha
+  plane losslessly (PNG-compressed, in its own section, counted in the file size).
+- Palette and CMYK/YCbCr/LAB images are converted to RGB.
+Sizes are checked from the header before any pixel is decoded, so a huge declared size fails fast.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from neuralcodec.errors import InputError, LimitExceededError
+from neuralcodec.fileio import atomic_output
+
+GRAYSCALE_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "F"}
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+@dataclass
+class DecodedImage:
+    """An image ready for coding: (H, W, 3) uint8 colour plus what must be restored at decode."""
+
+    rgb: np.ndarray
+    grayscale: bool
+    alpha: np.ndarray | None
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode ``path`` following the module's policy; InputError / LimitExceededError when unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input image not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_size(path, image.size, max_pixels)
+                image.load()
+                return _normalize(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as error:
+        raise LimitExceededError(f"{path}: {error}") from error
+    except UnidentifiedImageError as error:
+        raise InputError(f"{path} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF...)") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{path} is truncated or corrupt: {error}") from error
+
+
+def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise InputError(f"{path} has an empty size {width}x{height}")
+    if width * height > max_pixels:
+        raise LimitExceededError(
+            f"{path} is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} (raise --max-pixels)"
+        )
+
+
+def _normalize(image: Image.Image) -> DecodedImage:
+    alpha = None
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.uint8).copy()
+    grayscale = image.mode in GRAYSCALE_MODES or image.mode in ("LA", "La")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        image = _to_8bit(image)
+    rgb = np.array(image.convert("L").convert("RGB") if grayscale else image.convert("RGB"), dtype=np.uint8)
+    return DecodedImage(rgb=rgb, grayscale=grayscale, alpha=alpha)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    peak = 65535.0 if image.mode.startswith("I") and values.max(initial=0) > 255 else 255.0
+    if image.mode == "F":
+        peak = max(1.0, float(values.max(initial=1.0)))
+    return Image.fromarray(np.clip(np.round(values * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
+
+
+def encode_alpha(alpha: np.ndarray) -> bytes:
+    """Lossless PNG bytes of an alpha plane."""
+    buffer = io.BytesIO()
+    Image.fromarray(alpha, mode="L").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`encode_alpha`, checked against the expected size."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size != (width, height) or image.mode != "L":
+                raise InputError(f"alpha plane is {image.size} {image.mode}, expected {(width, height)} L")
+            return np.asarray(image, dtype=np.uint8).copy()
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(f"alpha section is corrupt: {error}") from error
+
+
+def to_pil(image: DecodedImage) -> Image.Image:
+    """The Pillow image to write for a decoded :class:`DecodedImage`."""
+    if image.grayscale:
+        base = Image.fromarray(image.rgb, mode="RGB").convert("L")
+        return Image.merge("LA", (base, Image.fromarray(image.alpha, mode="L"))) if image.alpha is not None else base
+    base = Image.fromarray(image.rgb, mode="RGB")
+    if image.alpha is not None:
+        base.putalpha(Image.fromarray(image.alpha, mode="L"))
+    return base
+
+
+def write_image(path: str | Path, image: DecodedImage) -> None:
+    """Write atomically; the format follows the extension (PNG when there is none Pillow knows)."""
+    path = Path(path)
+    pil = to_pil(image)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    if fmt == "JPEG" and pil.mode in ("RGBA", "LA"):
+        raise InputError(f"cannot write alpha to JPEG {path}; use .png")
+    with atomic_output(path) as temporary:
+        pil.save(temporary, format=fmt)

@@ -1,0 +1,58 @@
+"""Rate-distortion plots, drawn with matplotlib's Agg canvas (no pyplot global state)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from neuralcodec.errors import InputError
+
+
+def _draw(
+    curves: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str, title: str
+) -> Figure:
+    """A figure with one line-and-markers series per codec, points sorted by rate."""
+    figure = Figure(figsize=(6.4, 4.8), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for name, points in curves.items():
+        if len(points) == 0:
+            raise InputError(f"RD curve {name!r} has no points")
+        rates, qualities = zip(*sorted(points))
+        axes.plot(rates, qualities, marker="o", markersize=4, label=name)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, alpha=0.4)
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_rd_curves(
+    curves: Mapping[str, Sequence[tuple[float, float]]],
+    path: str | os.PathLike[str],
+    xlabel: str = "bits per pixel",
+    ylabel: str = "PSNR (dB)",
+    title: str = "Rate-distortion",
+) -> Path:
+    """Plot ``{codec: [(rate, quality), ...]}`` into a PNG at ``path`` and return that path.
+
+    The PNG is written beside ``path`` first and renamed over it, so readers never see half a file.
+    """
+    if not curves:
+        raise InputError("no RD curves to plot")
+    figure = _draw(curves, xlabel, ylabel, title)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        figure.savefig(partial, format="png")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,128 @@
+"""Safe file output and bounded file input.
+
+Outputs are written to a temporary file beside the target and renamed onto it only once complete, so
+an interrupted or failed write never leaves a half-written target behind nor destroys the previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from neuralcodec.errors import InputError, LimitExceededError
+
+PathLike = str | os.PathLike[str]
+
+_CHUNK_BYTES = 1 << 20
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: the target holds either its old or its new content."""
+    with atomic_output(path) as temporary:
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike) -> Iterator[Path]:
+    """Yield a not-yet-existing temporary path beside ``path`` with the same suffix.
+
+    Whatever the block writes there is fsynced and renamed onto ``path`` if the block succeeds; on any
+    exception the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    _check_output_location(target)
+    temporary = target.with_name(f".{target.stem}.{secrets.token_hex(6)}.tmp{target.suffix}")
+    try:
+        yield temporary
+        _fsync_file(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
+def ensure_not_same_file(input_path: PathLike, output_path: PathLike) -> None:
+    """Raise InputError if writing ``output_path`` would overwrite ``input_path``."""
+    if os.path.exists(input_path) and os.path.exists(output_path):
+        same = os.path.samefile(input_path, output_path)
+    else:
+        same = _normalized(input_path) == _normalized(output_path)
+    if same:
+        raise InputError(f"output {os.fspath(output_path)!r} is the input file {os.fspath(input_path)!r}; refusing to overwrite it")
+
+
+def read_bytes_limited(path: PathLike, max_bytes: int) -> bytes:
+    """Read a whole regular file, refusing (before reading) one larger than ``max_bytes``."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise InputError(f"{name!r} is a directory, not a file")
+    try:
+        with open(name, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            _check_size(name, size, max_bytes)
+            data = _read_at_most(handle, max_bytes + 1, first_chunk=size + 1)
+    except FileNotFoundError:
+        raise InputError(f"{name!r}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{name!r}: cannot read: {exc.strerror or exc}") from None
+    _check_size(name, len(data), max_bytes)
+    return data
+
+
+def _read_at_most(handle: BinaryIO, limit: int, first_chunk: int) -> bytes:
+    """Read until EOF or ``limit`` bytes; the first request is sized to the file, then 1 MiB chunks."""
+    chunks: list[bytes] = []
+    request = min(first_chunk, limit)
+    while limit > 0:
+        chunk = handle.read(request)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+        request = min(_CHUNK_BYTES, limit)
+    return b"".join(chunks)
+
+
+def _check_size(name: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise LimitExceededError(f"{name!r} is {size} bytes, more than the limit of {max_bytes} bytes")
+
+
+def _check_output_location(target: Path) -> None:
+    if target.is_dir():
+        raise InputError(f"output {str(target)!r} is a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {str(target)!r}: directory {str(parent)!r} does not exist")
+
+
+def _normalized(path: PathLike) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist the rename; best effort, since some platforms cannot open directories."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

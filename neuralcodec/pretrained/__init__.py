@@ -1,0 +1,155 @@
+"""Shipped pretrained weights and their registry (``models.json``).
+
+Every entry names its codec family, its safetensors file and that file's sha256, the architecture
+config, the recipe that produced it and the numbers measured with it. Weights are safetensors only
+(no pickle), and a file whose hash does not match the registry is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
+from neuralcodec.fileio import atomic_output
+
+PRETRAINED_DIR = Path(__file__).resolve().parent
+REGISTRY_PATH = PRETRAINED_DIR / "models.json"
+HASH_BYTES = 8
+"""Length of the weights-hash prefix stored in every .ncd file."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model: its id, codec family, weights file and what is known about it."""
+
+    model_id: str
+    codec: str
+    path: Path
+    sha256: str
+    config: dict
+    description: str = ""
+    recipe: dict = field(default_factory=dict)
+    measured: dict = field(default_factory=dict)
+    default_for: tuple[str, ...] = ()
+
+    @property
+    def weights_hash(self) -> bytes:
+        return bytes.fromhex(self.sha256)[:HASH_BYTES]
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, ModelInfo]:
+    if not REGISTRY_PATH.exists():
+        return {}
+    entries = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
+    return {
+        model_id: ModelInfo(
+            model_id=model_id,
+            codec=entry["codec"],
+            path=PRETRAINED_DIR / entry["file"],
+            sha256=entry["sha256"],
+            config=entry["config"],
+            description=entry.get("description", ""),
+            recipe=entry.get("recipe", {}),
+            measured=entry.get("measured", {}),
+            default_for=tuple(entry.get("default_for", ())),
+        )
+        for model_id, entry in entries.items()
+    }
+
+
+def list_models() -> list[ModelInfo]:
+    """Every shipped pretrained model."""
+    return list(_registry().values())
+
+
+def get_model_info(model_id: str) -> ModelInfo:
+    """The registry entry of ``model_id`` (UnknownModelError listing the known ids otherwise)."""
+    registry = _registry()
+    if model_id not in registry:
+        known = ", ".join(sorted(registry)) or "none"
+        raise UnknownModelError(f"no pretrained model named {model_id!r} (shipped: {known})")
+    return registry[model_id]
+
+
+def default_model(codec: str) -> ModelInfo:
+    """The model used when only the codec family is given."""
+    for info in _registry().values():
+        if codec in info.default_for:
+            return info
+    raise UnknownModelError(f"no pretrained model ships for codec {codec!r}; train one with `codec train {codec}`")
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """Tensors of a weights file plus the metadata stored in it."""
+
+    tensors: dict[str, torch.Tensor]
+    codec: str
+    model_id: str
+    config: dict
+    sha256: str
+
+    @property
+    def weights_hash(self) -> bytes:
+        return bytes.fromhex(self.sha256)[:HASH_BYTES]
+
+
+def load_weights_file(path: str | Path) -> LoadedWeights:
+    """Read a safetensors weights file written by :func:`save_weights` (a shipped or a user's model)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # safetensors raises several types for malformed files
+        raise InputError(f"{path} is not a readable safetensors weights file ({error})") from error
+    missing = [key for key in ("codec", "model_id", "config") if key not in metadata]
+    if missing:
+        raise InputError(f"{path} lacks neuralcodec metadata ({', '.join(missing)}); was it written by save_weights?")
+    return LoadedWeights(tensors, metadata["codec"], metadata["model_id"], json.loads(metadata["config"]), sha256_of_file(path))
+
+
+def load_pretrained(model_id: str) -> LoadedWeights:
+    """Load a shipped model, checking its file against the registry's sha256."""
+    info = get_model_info(model_id)
+    if not info.path.is_file():
+        raise UnknownModelError(f"weights of {model_id!r} are missing from the installation ({info.path})")
+    weights = load_weights_file(info.path)
+    if weights.sha256 != info.sha256:
+        raise ModelMismatchError(
+            f"weights file {info.path.name} has sha256 {weights.sha256[:16]}..., the registry expects {info.sha256[:16]}..."
+        )
+    return weights
+
+
+def save_weights(
+    path: str | Path, tensors: dict[str, torch.Tensor], codec: str, model_id: str, config: dict, half: bool = True
+) -> str:
+    """Write ``tensors`` (floating ones as fp16 when ``half``) with neuralcodec metadata; returns sha256."""
+    prepared = {
+        key: (value.detach().half() if half and value.is_floating_point() else value.detach()).contiguous().cpu()
+        for key, value in tensors.items()
+    }
+    metadata = {"codec": codec, "model_id": model_id, "config": json.dumps(config, sort_keys=True)}
+    with atomic_output(Path(path)) as temporary:
+        save_file(prepared, str(temporary), metadata=metadata)
+    return sha256_of_file(Path(path))

@@ -1,0 +1,37 @@
+"""`codec train image-hyperprior`: train the variable-rate hyperprior on a folder of images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.train.datasets import CenterCropDataset, RandomCropDataset, list_images, split_files
+from neuralcodec.train.image_task import ImageRateDistortionTask
+from neuralcodec.train.loop import TrainConfig, fit
+
+
+def train_image_hyperprior(
+    data: str | Path,
+    config: TrainConfig,
+    model_config: HyperpriorConfig = HyperpriorConfig(),
+    metric: str = "mse",
+    crop: int = 256,
+    val_fraction: float = 0.05,
+) -> ImageHyperprior:
+    """Train (or resume) an :class:`ImageHyperprior` on random crops of the images under ``data``.
+
+    A deterministic ``val_fraction`` of the files is held out for validation. Checkpoints and the
+    JSONL log go to ``config.out_dir``.
+    """
+    train_files, val_files = split_files(list_images(data), val_fraction)
+    train_set = RandomCropDataset(
+        train_files, crop=crop, samples_per_epoch=max(1000, config.batch_size * 100), seed=config.seed
+    )
+    val_set = CenterCropDataset(val_files, crop=256) if val_files else None
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
+    model = ImageHyperprior(model_config)
+    task = ImageRateDistortionTask(model_config.lambdas, metric)
+    return fit(model, task, train_set, val_set, config)
