@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK, help="folder with the 24 Kodak PNGs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/kodak"))
     parser.add_argument("--classical", default="jpeg,webp,avif", help="comma-separated Pillow codecs")
-    parser.add_argument("--qualities", default="1,1.5,2,2.5,3,3.5,4,4.5,5,5.5,6", help="learned-model qualities")
+    parser.add_argument("--qualities", default="1,1.5,2,3,4,5,6", help="learned-model qualities")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (quick runs)")
+    parser.add_argument("--fresh", action="store_true", help="recompute cached classical-codec results")
     args = parser.parse_args(argv)
     if not args.kodak.is_dir():
         print(f"Kodak folder not found: {args.kodak}", file=sys.stderr)
@@ -141,11 +142,18 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {"images": [f.name for f in files], "codecs": {}, "bd_rate": {}}
     learned = [m.model_id for m in list_models() if m.codec == "image-hyperprior"]
+    args.out.mkdir(parents=True, exist_ok=True)
     for model_id in learned:
         usable = [q for q in qualities if q <= load_codec(model_id).model.config.levels]
         results["codecs"][model_id] = evaluate_learned(model_id, images, usable)
     for name in args.classical.split(","):
-        results["codecs"][name] = evaluate_classical(name, images)
+        # Classical results depend only on Pillow and the images: cached per codec, --fresh recomputes.
+        cache = args.out / f"classical_{name}_{len(files)}images.json"
+        if cache.exists() and not args.fresh:
+            results["codecs"][name] = json.loads(cache.read_text())
+        else:
+            results["codecs"][name] = evaluate_classical(name, images)
+            cache.write_text(json.dumps(results["codecs"][name]))
     anchors = {name: _points(r["curve"]) for name, r in results["codecs"].items() if name not in learned and "curve" in r}
     anchors["compressai-bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
     for model_id in learned:
@@ -156,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         results["codecs"][model_id]["max_rate_gap_percent"] = max(
             100 * abs(r["bpp"] / r["estimated_bpp"] - 1) for r in rows)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kodak_rd.json").write_text(json.dumps(results, indent=1))
     (args.out / "kodak_rd.md").write_text(_markdown(results))
     curves = {name: _points(r["curve"]) for name, r in results["codecs"].items() if "curve" in r}

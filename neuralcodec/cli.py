@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -68,8 +69,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lmbda", type=float, action="append", default=None,
                    help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels 0.0018-0.0483)")
     p.add_argument("--metric", choices=["mse", "ms-ssim"], default="mse", help="distortion of the loss")
-    p.add_argument("--n", type=int, default=128, help="transform width N")
-    p.add_argument("--m", type=int, default=192, help="latent channels M")
+    p.add_argument("--channels", type=int, default=128, help="transform width N")
+    p.add_argument("--latent-channels", type=int, default=192, help="latent channels M")
     p.add_argument("--scale-only", action="store_true", help="scale hyperprior (Ballé 2018) instead of mean-scale")
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, default=8)
@@ -79,6 +80,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--validate-every", type=int, default=2000)
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on GPU")
     p.add_argument("--seed", type=int, default=0)
@@ -154,14 +156,16 @@ def _run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(
         out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, num_workers=args.workers,
-        seed=args.seed, **({"device": args.device} if args.device else {}),
+        seed=args.seed, threads=args.threads, **({"device": args.device} if args.device else {}),
     )
     if args.no_amp:
         config.amp = False
-    model_config = HyperpriorConfig(n=args.n, m=args.m, mean_scale=not args.scale_only,
+    model_config = HyperpriorConfig(n=args.channels, m=args.latent_channels, mean_scale=not args.scale_only,
                                     lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
     model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
                                    val_fraction=args.val_fraction)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 exports
     path = args.out / "model.safetensors"
     export_image_hyperprior(model, path, model_id=args.model_id or args.out.name)
     print(f"weights written to {path}; use them with `codec encode IMG OUT.ncd --model {path}`")

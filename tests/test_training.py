@@ -62,7 +62,7 @@ def test_training_reduces_the_loss(image_folder: Path, tmp_path: Path):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0]
 
 
@@ -85,7 +85,7 @@ def test_split_is_deterministic_and_disjoint(tmp_path: Path):
 def test_cli_train_exports_weights_that_encode(image_folder: Path, tmp_path: Path, photo_png: Path):
     out = tmp_path / "cli-run"
     code = main(["train", "image-hyperprior", "--data", str(image_folder), "--out", str(out), "--steps", "2",
-                 "--n", "8", "--m", "12", "--crop", "64", "--batch-size", "2", "--lmbda", "0.01", "--lmbda", "0.1",
+                 "--channels", "8", "--latent-channels", "12", "--crop", "64", "--batch-size", "2", "--lmbda", "0.01", "--lmbda", "0.1",
                  "--val-fraction", "0.25", "--device", "cpu"])
     assert code == 0
     weights = out / "model.safetensors"

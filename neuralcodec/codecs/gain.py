@@ -12,16 +12,26 @@ import torch
 from torch import nn
 
 
+def log_gains_for_lambdas(lambdas: tuple[float, ...]) -> list[float]:
+    """Initial log-gains from the rate-distortion trade-offs: at high rate the MSE-optimal
+    quantization step scales as λ^(-1/2), so gain_k = sqrt(λ_k / geometric-mean λ)."""
+    logs = torch.tensor(lambdas, dtype=torch.float64).log()
+    return (0.5 * (logs - logs.mean())).tolist()
+
+
 class GainUnit(nn.Module):
     """Per-level channel gains ``gain`` (before quantization) and ``inverse`` (after)."""
 
-    def __init__(self, levels: int, channels: int) -> None:
+    def __init__(self, levels: int, channels: int, initial_log_gains: list[float] | None = None) -> None:
         super().__init__()
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
         self.levels = levels
-        self.log_gain = nn.Parameter(torch.zeros(levels, channels))
-        self.log_inverse = nn.Parameter(torch.zeros(levels, channels))
+        start = torch.zeros(levels) if initial_log_gains is None else torch.tensor(initial_log_gains, dtype=torch.float32)
+        if start.shape != (levels,):
+            raise ValueError(f"expected {levels} initial log-gains, got {tuple(start.shape)}")
+        self.log_gain = nn.Parameter(start[:, None].repeat(1, channels))
+        self.log_inverse = nn.Parameter(-start[:, None].repeat(1, channels))
 
     def _interpolate(self, table: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """Linear interpolation of log-gains at fractional ``level`` (B,) -> (B, C, 1, 1)."""

@@ -85,15 +85,15 @@ class ImageHyperpriorCodec:
             raise InputError(f"quality must be between 1 and {levels} for this model, got {quality}")
         return float(quality) - 1.0
 
-    def _entropy_parameters(self, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(z_hat, snapped means, scale indexes) from hyper-latent symbols, on the float64 CPU path."""
+    def _entropy_parameters(self, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """(snapped means, scale indexes) of the latent from hyper-latent symbols, on the float64 CPU path."""
         z_hat = torch.from_numpy(z_symbols.astype(np.float64) + self._z_medians[:, None, None])[None]
         level_t = torch.tensor([level], dtype=torch.float64)
         with torch.no_grad():
             params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat, level_t))
             means, scales = self.model.entropy_parameters(params)
         means = np.round(means[0].numpy() * MEAN_GRID) / MEAN_GRID
-        return z_hat, means, scale_to_index(scales[0].numpy())
+        return means, scale_to_index(scales[0].numpy())
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None,
@@ -112,7 +112,7 @@ class ImageHyperpriorCodec:
         y = self.model.latent_gain.scale(self.model.g_a(padded), level_t)
         z = self.model.hyper_gain.scale(self.model.h_a(y), level_t)
         z_symbols = np.round(z[0].double().cpu().numpy() - self._z_medians[:, None, None]).astype(np.int32)
-        _, means, indexes = self._entropy_parameters(z_symbols, level)
+        means, indexes = self._entropy_parameters(z_symbols, level)
         y_symbols = np.round(y[0].double().cpu().numpy() - means).astype(np.int32)
 
         encoder = SymbolEncoder()
@@ -143,7 +143,7 @@ class ImageHyperpriorCodec:
         try:
             decoder = SymbolDecoder(payload.sections["bits"])
             z_symbols = decoder.decode_with_tables(_channel_indexes(z_shape), self.z_tables)
-            _, means, indexes = self._entropy_parameters(z_symbols, level)
+            means, indexes = self._entropy_parameters(z_symbols, level)
             if zlib.crc32(indexes.astype(np.uint8).tobytes()) != meta.get("index_crc"):
                 raise CorruptFileError(
                     "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"

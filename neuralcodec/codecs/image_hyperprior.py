@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import GaussianConditional
 from torch import nn
 
-from neuralcodec.codecs.gain import GainUnit
+from neuralcodec.codecs.gain import GainUnit, log_gains_for_lambdas
 from neuralcodec.entropy.models import FactorizedPrior
 from neuralcodec.codecs.transforms import (
     ANALYSIS_STRIDE,
@@ -81,7 +81,7 @@ class ImageHyperprior(nn.Module):
         self.g_s = synthesis_transform(m, n, config.in_channels)
         self.h_a = hyper_analysis(m, n)
         self.h_s = hyper_synthesis(n, 2 * m if config.mean_scale else m)
-        self.latent_gain = GainUnit(config.levels, m)
+        self.latent_gain = GainUnit(config.levels, m, log_gains_for_lambdas(config.lambdas))
         self.hyper_gain = GainUnit(config.levels, n)
         self.entropy_bottleneck = FactorizedPrior(n)
         self.gaussian_conditional = GaussianConditional(None)
@@ -106,8 +106,10 @@ class ImageHyperprior(nn.Module):
         level = self._as_level(level, x)
         y = self.latent_gain.scale(self.g_a(x), level)
         z = self.hyper_gain.scale(self.h_a(y), level)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        means, scales = self.hyper_decode(z_hat, level)
+        # Entropy models always run in float32 (under bf16 autocast the transforms do not).
+        z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
+        means, scales = (t.float() for t in self.hyper_decode(z_hat, level))
+        y = y.float()
         y_noisy, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         # The rate term sees additive noise; the synthesis sees the rounded latent it gets at decode
         # time (straight-through gradient), which trains the decoder on its real input distribution.

@@ -97,8 +97,9 @@ class FactorizedPrior(EntropyBottleneck):
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: Any, **kwargs: Any) -> None:
         """Resize the table buffers to the stored ones (their shapes depend on training)."""
         for name in _SIZED_BUFFERS:
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+            stored = state_dict.get(prefix + name)
+            if stored is not None:
+                setattr(self, name, torch.empty(stored.shape, dtype=stored.dtype, device=getattr(self, name).device))
         self._tables = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

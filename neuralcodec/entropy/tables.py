@@ -153,9 +153,9 @@ class TableSet:
         """
         rows = [np.asarray(p, dtype=np.float64).reshape(-1) for p in pmfs]
         k_rows = len(rows)
-        tails = np.broadcast_to(np.asarray(tail_mass, dtype=np.float64), (k_rows,))
-        if k_rows == 0:
-            raise InputError("from_pmfs needs at least one pmf")
+        tails = np.asarray(tail_mass, dtype=np.float64)
+        if k_rows == 0 or tails.shape not in ((), (k_rows,)):
+            raise InputError(f"from_pmfs needs >= 1 pmf and a scalar or per-pmf tail_mass, got {tails.shape}")
         lengths = np.array([r.size for r in rows], dtype=np.int64)
         if lengths.min() < 1 or lengths.max() > MAX_TABLE_LENGTH:
             raise InputError(f"pmf lengths must be in [1, {MAX_TABLE_LENGTH}]")
@@ -234,37 +234,41 @@ def _validated(freqs: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> t
 
 
 def _symmetric_tables(
-    scales: tuple[float, ...], tail: float, upper_tail: Callable[[mpmath.mpf, mpmath.mpf], mpmath.mpf]
+    scales: tuple[float, ...], tail: float, upper_tails: Callable[[int, mpmath.mpf], list[mpmath.mpf]]
 ) -> TableSet:
-    """Zero-mean tables from ``upper_tail(x, s) = P(X > x)`` of a symmetric density, in mpmath."""
-    lengths = [int(np.ceil(tail * s)) for s in scales]
-    width = 2 * max(lengths) + 2
-    cdf = np.zeros((len(scales), width))
+    """Zero-mean tables from ``upper_tails(half, s)[j] = P(X > j + 1/2)``, j = 0..half, of a symmetric
+    density with scale ``s``; row support ``-half..half`` with ``half = ceil(tail * s)``."""
+    halves = [int(np.ceil(tail * s)) for s in scales]
+    cdf = np.zeros((len(scales), 2 * max(halves) + 2))
     with mpmath.workdps(_MP_DPS):
-        for k, (s, half) in enumerate(zip(scales, lengths)):
-            t = [upper_tail(mpmath.mpf(j) + 0.5, mpmath.mpf(s)) for j in range(half + 1)]
-            # P(X <= q + 1/2) for q = -half..half, minus the lower escape tail t[half].
-            below = t[half - 1 :: -1] if half else []
-            cum = [v - t[half] for v in below] + [1 - v - t[half] for v in t]
-            cdf[k, : 2 * half + 2] = _to_float_array(cum + [mpmath.mpf(1)])
-    counts = np.array([2 * n + 2 for n in lengths])
-    half = np.array(lengths)
-    return TableSet(quantize_rows(cdf, counts), -half, 2 * half + 1)
+        for k, (s, half) in enumerate(zip(scales, halves)):
+            t = upper_tails(half, mpmath.mpf(s))
+            # P(X <= q + 1/2) - P(X < -half - 1/2) for q = -half..half (by symmetry), then the total, 1.
+            cum = [v - t[half] for v in t[half - 1 :: -1]] + [1 - v - t[half] for v in t] + [mpmath.mpf(1)]
+            cdf[k, : 2 * half + 2] = _to_float_array(cum)
+    half = np.array(halves)
+    return TableSet(quantize_rows(cdf, 2 * half + 2), -half, 2 * half + 1)
 
 
-def _gaussian_upper_tail(x: mpmath.mpf, s: mpmath.mpf) -> mpmath.mpf:
-    return mpmath.erfc(x / (s * mpmath.sqrt(2))) / 2
+def _gaussian_upper_tails(half: int, s: mpmath.mpf) -> list[mpmath.mpf]:
+    c = 1 / (s * mpmath.sqrt(2))
+    return [mpmath.erfc((j + mpmath.mpf(0.5)) * c) / 2 for j in range(half + 1)]
 
 
-def _laplace_upper_tail(x: mpmath.mpf, s: mpmath.mpf) -> mpmath.mpf:
-    return mpmath.exp(-x / s) / 2
+def _laplace_upper_tails(half: int, s: mpmath.mpf) -> list[mpmath.mpf]:
+    ratio, t = mpmath.exp(-1 / s), mpmath.exp(-0.5 / s) / 2
+    tails = []
+    for _ in range(half + 1):
+        tails.append(t)
+        t *= ratio
+    return tails
 
 
 @functools.lru_cache(maxsize=8)
 def _cached_tables(family: str, scales: tuple[float, ...]) -> TableSet:
     if family == "gaussian":
-        return _symmetric_tables(scales, GAUSSIAN_TAIL, _gaussian_upper_tail)
-    return _symmetric_tables(scales, LAPLACE_TAIL, _laplace_upper_tail)
+        return _symmetric_tables(scales, GAUSSIAN_TAIL, _gaussian_upper_tails)
+    return _symmetric_tables(scales, LAPLACE_TAIL, _laplace_upper_tails)
 
 
 def _scale_key(scales: Sequence[float] | np.ndarray | None) -> tuple[float, ...]:
@@ -277,7 +281,7 @@ def _scale_key(scales: Sequence[float] | np.ndarray | None) -> tuple[float, ...]
 def gaussian_scale_tables(scales: Sequence[float] | np.ndarray | None = None) -> TableSet:
     """Zero-mean discretized Gaussians ``P(q) = Phi((q+.5)/s) - Phi((q-.5)/s)``, one row per scale.
 
-    Defaults to ``SCALE_TABLE``. Built once per process with mpmath (~0.5 s) and cached.
+    Defaults to ``SCALE_TABLE``. Built once per process with mpmath (about 1 s) and cached.
     """
     return _cached_tables("gaussian", _scale_key(scales))
 

@@ -28,7 +28,7 @@ def list_images(folder: str | Path) -> list[Path]:
 def load_rgb(path: Path) -> np.ndarray:
     """Decode an image file to an (H, W, 3) uint8 array, EXIF orientation applied."""
     with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        return np.array(ImageOps.exif_transpose(image).convert("RGB"))
 
 
 def _half_size(image: np.ndarray) -> np.ndarray:

@@ -62,6 +62,8 @@ class TrainConfig:
     """bfloat16 autocast (GPU only)."""
     threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
+    max_skipped_steps: int = 20
+    """Batches with a non-finite loss are skipped; more than this many stops training."""
 
 
 def _learning_rate_factor(step: int, config: TrainConfig) -> float:
@@ -177,6 +179,7 @@ def fit(
     log_path = out_dir / LOG_NAME
     started = time.time()
     epoch = 0
+    skipped = 0
     while step < config.steps:
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -189,6 +192,11 @@ def fit(
             model.train()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                 metrics = task.training_step(trained, batch)
+            if not torch.isfinite(metrics["loss"]):
+                skipped += 1
+                if skipped > config.max_skipped_steps:
+                    raise FloatingPointError(f"{skipped} non-finite losses; last at step {step}: lower the learning rate")
+                continue
             optimizer.zero_grad(set_to_none=True)
             metrics["loss"].backward()
             if config.grad_clip > 0:
