@@ -84,6 +84,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on GPU")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-from", default=None,
+                   help="start from these weights (shipped model id or .safetensors) instead of random ones")
     p.add_argument("--model-id", default=None, help="id stored in the exported weights (default: the run folder name)")
 
 
@@ -163,7 +165,7 @@ def _run_train(args: argparse.Namespace) -> None:
     model_config = HyperpriorConfig(n=args.channels, m=args.latent_channels, mean_scale=not args.scale_only,
                                     lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
     model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
-                                   val_fraction=args.val_fraction)
+                                   val_fraction=args.val_fraction, init_from=args.init_from)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 exports
     path = args.out / "model.safetensors"

@@ -90,3 +90,14 @@ def test_cli_train_exports_weights_that_encode(image_folder: Path, tmp_path: Pat
     assert code == 0
     weights = out / "model.safetensors"
     assert main(["encode", str(photo_png), str(tmp_path / "x.ncd"), "--model", str(weights), "--verify"]) == 0
+
+
+def test_cli_train_can_start_from_existing_weights(image_folder: Path, tmp_path: Path, tiny_weights: Path):
+    def args(out: Path, channels: str) -> list[str]:
+        return ["train", "image-hyperprior", "--data", str(image_folder), "--out", str(out), "--steps", "1",
+                "--channels", channels, "--latent-channels", "24", "--lmbda", "0.01", "--lmbda", "0.05",
+                "--crop", "64", "--batch-size", "2", "--device", "cpu", "--init-from", str(tiny_weights)]
+
+    assert main(args(tmp_path / "finetune", "16")) == 0
+    assert (tmp_path / "finetune" / "model.safetensors").exists()
+    assert main(args(tmp_path / "mismatch", "8")) == 2  # architecture differs from the weights

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.registry import load_codec
+from neuralcodec.errors import InputError
 from neuralcodec.train.datasets import CenterCropDataset, RandomCropDataset, list_images, split_files
 from neuralcodec.train.image_task import ImageRateDistortionTask
 from neuralcodec.train.loop import TrainConfig, fit
@@ -18,11 +21,13 @@ def train_image_hyperprior(
     metric: str = "mse",
     crop: int = 256,
     val_fraction: float = 0.05,
+    init_from: str | Path | None = None,
 ) -> ImageHyperprior:
     """Train (or resume) an :class:`ImageHyperprior` on random crops of the images under ``data``.
 
     A deterministic ``val_fraction`` of the files is held out for validation. Checkpoints and the
-    JSONL log go to ``config.out_dir``.
+    JSONL log go to ``config.out_dir``. ``init_from`` (a shipped model id or a .safetensors path)
+    starts from existing weights, e.g. to fine-tune a domain codec; a checkpoint in ``out_dir`` wins.
     """
     train_files, val_files = split_files(list_images(data), val_fraction)
     train_set = RandomCropDataset(
@@ -32,6 +37,11 @@ def train_image_hyperprior(
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
-    model = ImageHyperprior(model_config)
+    if init_from is not None:
+        model = load_codec(str(init_from), codec=ImageHyperpriorCodec.name).model
+        if model.config != model_config:
+            raise InputError(f"{init_from} has architecture {model.config}, not the requested {model_config}")
+    else:
+        model = ImageHyperprior(model_config)
     task = ImageRateDistortionTask(model_config.lambdas, metric)
     return fit(model, task, train_set, val_set, config)
