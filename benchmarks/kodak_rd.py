@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from neuralcodec import container
+from neuralcodec.codecs.image_codec import to_uint8_image
 from neuralcodec.codecs.image_hyperprior import pad_to_multiple
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.eval.bdrate import bd_rate
@@ -38,29 +39,27 @@ COMPRESSAI_BMSHJ2018_HYPERPRIOR = [(0.131, 27.58), (0.320, 30.97), (0.669, 34.53
 """Published Kodak points of CompressAI's bmshj2018-hyperprior (quoted in the issue)."""
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
-
-
 def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float]) -> dict:
-    """Per-quality averages and per-image rows of a shipped image model."""
+    """Per-quality averages and per-image rows of a shipped image model (qualities above its levels skipped)."""
     codec = load_codec(model_id)
+    qualities = [q for q in qualities if q <= codec.model.config.levels]
     rows = []
     for quality in tqdm(qualities, desc=model_id, unit="quality"):
         for index, rgb in enumerate(images):
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
             started = time.perf_counter()
             payload, x_hat, _ = codec.compress(x, quality)
-            file_bytes = len(container.write(payload))
+            data = container.write(payload)
+            file_bytes = len(data)
             encode_s = time.perf_counter() - started
             started = time.perf_counter()
-            decoded = codec.decompress(container.read(container.write(payload)))
+            decoded = codec.decompress(container.read(data))
             decode_s = time.perf_counter() - started
             with torch.no_grad():
                 out = codec.model(pad_to_multiple(x), quality - 1.0)
             height, width = rgb.shape[:2]
             estimated_bpp = float(bits_per_pixel(out["likelihoods"], height * width)[0])
-            rec = _to_uint8(decoded)
+            rec = to_uint8_image(decoded)
             rows.append({
                 "image": index + 1, "quality": quality, "bytes": file_bytes,
                 "bpp": 8 * file_bytes / (height * width), "estimated_bpp": estimated_bpp,
@@ -144,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     learned = [m.model_id for m in list_models() if m.codec == "image-hyperprior"]
     args.out.mkdir(parents=True, exist_ok=True)
     for model_id in learned:
-        usable = [q for q in qualities if q <= load_codec(model_id).model.config.levels]
-        results["codecs"][model_id] = evaluate_learned(model_id, images, usable)
+        results["codecs"][model_id] = evaluate_learned(model_id, images, qualities)
     for name in args.classical.split(","):
         # Classical results depend only on Pillow and the images: cached per codec, --fresh recomputes.
         cache = args.out / f"classical_{name}_{len(files)}images.json"

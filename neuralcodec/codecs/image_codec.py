@@ -29,7 +29,7 @@ from neuralcodec.codecs.base import EncodeOptions, EncodeResult
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, PAD_MULTIPLE, pad_to_multiple
 from neuralcodec.codecs.image_io import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
 from neuralcodec.container import Limits, Payload, check_dimensions
-from neuralcodec.entropy import SymbolDecoder, SymbolEncoder, gaussian_scale_tables, scale_to_index
+from neuralcodec.entropy import SymbolDecoder, SymbolEncoder, scale_to_index
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.eval.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights
@@ -47,27 +47,16 @@ class ImageHyperpriorCodec:
     def __init__(self, model: ImageHyperprior, model_id: str, weights_hash: bytes, device: str = "cpu") -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
-        self.z_tables = model.entropy_bottleneck.tables
         self.model_id = model_id
         self.weights_hash = weights_hash
-        self.y_tables = gaussian_scale_tables()
         # The entropy-parameter path: float64 on the CPU, always.
         self._hyper_synthesis = copy.deepcopy(model.h_s).double().cpu().eval()
         self._hyper_gain = copy.deepcopy(model.hyper_gain).double().cpu().eval()
-        medians = model.entropy_bottleneck.quantiles.detach()[:, 0, 1]
-        self._z_medians = medians.double().cpu().numpy()
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_weights(cls, weights: LoadedWeights, device: str = "cpu") -> "ImageHyperpriorCodec":
-        config = HyperpriorConfig.from_dict(weights.config)
-        model = ImageHyperprior(config)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
-        model.load_state_dict(state, strict=False)
-        missing = [k for k in model.state_dict() if k not in state and not _is_constructor_constant(k)]
-        if missing:
-            raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
-        return cls(model, weights.model_id, weights.weights_hash, device)
+        return cls(model_from_weights(weights), weights.model_id, weights.weights_hash, device)
 
     @staticmethod
     def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
@@ -85,15 +74,13 @@ class ImageHyperpriorCodec:
             raise InputError(f"quality must be between 1 and {levels} for this model, got {quality}")
         return float(quality) - 1.0
 
-    def _entropy_parameters(self, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-        """(snapped means, scale indexes) of the latent from hyper-latent symbols, on the float64 CPU path."""
-        z_hat = torch.from_numpy(z_symbols.astype(np.float64) + self._z_medians[:, None, None])[None]
+    def _entropy_parameters(self, z_hat: torch.Tensor, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """(snapped means, scales) of the latent from the decoded hyper-latent, on the float64 CPU path."""
         level_t = torch.tensor([level], dtype=torch.float64)
         with torch.no_grad():
-            params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat, level_t))
+            params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat.double(), level_t))
             means, scales = self.model.entropy_parameters(params)
-        means = np.round(means[0].numpy() * MEAN_GRID) / MEAN_GRID
-        return means, scale_to_index(scales[0].numpy())
+        return np.round(means.numpy() * MEAN_GRID) / MEAN_GRID, scales.numpy()
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None,
@@ -111,19 +98,15 @@ class ImageHyperpriorCodec:
         padded = pad_to_multiple(x.to(self.device))
         y = self.model.latent_gain.scale(self.model.g_a(padded), level_t)
         z = self.model.hyper_gain.scale(self.model.h_a(y), level_t)
-        z_symbols = np.round(z[0].double().cpu().numpy() - self._z_medians[:, None, None]).astype(np.int32)
-        means, indexes = self._entropy_parameters(z_symbols, level)
-        y_symbols = np.round(y[0].double().cpu().numpy() - means).astype(np.int32)
-
         encoder = SymbolEncoder()
-        encoder.encode_with_tables(z_symbols, _channel_indexes(z_symbols.shape), self.z_tables)
-        encoder.encode_with_tables(y_symbols, indexes, self.y_tables)
+        z_hat = self.model.entropy_bottleneck.compress(z, encoder)
+        means, scales = self._entropy_parameters(z_hat, level)
+        y_hat = self.model.gaussian_conditional.compress(y, means, scales, encoder)
         stream = encoder.finish()
-        x_hat = self._synthesize(y_symbols + means, level, height, width) if reconstruct else None
+        x_hat = self._synthesize(y_hat, level, height, width) if reconstruct else None
         payload = Payload(
             codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
-            metadata={"height": int(height), "width": int(width), "level": level,
-                      "index_crc": zlib.crc32(indexes.astype(np.uint8).tobytes())},
+            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": _index_crc(scales)},
             sections={"bits": stream},
         )
         stats = {"ideal_bits": float(encoder.ideal_bits), "stream_bytes": len(stream)}
@@ -139,28 +122,27 @@ class ImageHyperpriorCodec:
             raise CorruptFileError(f"invalid gain level {level!r} in the file")
         if "bits" not in payload.sections:
             raise CorruptFileError("the file has no 'bits' section")
-        z_shape = (self.model.config.n, _padded(height) // PAD_MULTIPLE, _padded(width) // PAD_MULTIPLE)
+        z_shape = (1, self.model.config.n, _padded(height) // PAD_MULTIPLE, _padded(width) // PAD_MULTIPLE)
         try:
             decoder = SymbolDecoder(payload.sections["bits"])
-            z_symbols = decoder.decode_with_tables(_channel_indexes(z_shape), self.z_tables)
-            means, indexes = self._entropy_parameters(z_symbols, level)
-            if zlib.crc32(indexes.astype(np.uint8).tobytes()) != meta.get("index_crc"):
+            z_hat = self.model.entropy_bottleneck.decompress(z_shape, decoder)
+            means, scales = self._entropy_parameters(z_hat, level)
+            if _index_crc(scales) != meta.get("index_crc"):
                 raise CorruptFileError(
                     "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
                 )
-            y_symbols = decoder.decode_with_tables(indexes, self.y_tables)
+            y_hat = self.model.gaussian_conditional.decompress(means, scales, decoder)
             decoder.assert_exhausted()
         except EntropyCodingError as error:
             raise CorruptFileError(f"the image bitstream is corrupt: {error}") from error
-        return self._synthesize(y_symbols + means, level, height, width)
+        return self._synthesize(y_hat, level, height, width)
 
-    def _synthesize(self, y_hat: np.ndarray, level: float, height: int, width: int) -> torch.Tensor:
+    def _synthesize(self, y_hat: torch.Tensor, level: float, height: int, width: int) -> torch.Tensor:
         """Pixels from latents. On the CPU oneDNN is bypassed: its convolutions round differently with
         the thread count, the native ones do not, so decoder and encoder agree bit for bit."""
-        y_hat_t = torch.from_numpy(y_hat).float()[None].to(self.device)
         level_t = torch.tensor([level], device=self.device)
         with _native_cpu_convolutions():
-            x_hat = self.model.g_s(self.model.latent_gain.unscale(y_hat_t, level_t))
+            x_hat = self.model.g_s(self.model.latent_gain.unscale(y_hat.to(self.device), level_t))
         return x_hat[..., :height, :width].clamp(0, 1).cpu()
 
     # ------------------------------------------------------------------ files
@@ -178,12 +160,12 @@ class ImageHyperpriorCodec:
             decoded = self.decompress(payload, options.limits)
             if not torch.equal(decoded, x_hat):
                 raise CorruptFileError("verification failed: decoding does not reproduce the encoder's reconstruction")
-            result["psnr_rgb"] = round(psnr(image.rgb, _to_uint8(decoded)), 3)
+            result["psnr_rgb"] = round(psnr(image.rgb, to_uint8_image(decoded)), 3)
         return EncodeResult(payload, result)
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
         started = time.perf_counter()
-        rgb = _to_uint8(self.decompress(payload, limits))
+        rgb = to_uint8_image(self.decompress(payload, limits))
         height, width = rgb.shape[:2]
         alpha = decode_alpha(payload.sections["alpha"], height, width) if "alpha" in payload.sections else None
         write_image(target, DecodedImage(rgb=rgb, grayscale=bool(payload.metadata.get("grayscale", False)), alpha=alpha))
@@ -201,13 +183,25 @@ def _native_cpu_convolutions() -> Iterator[None]:
         torch.backends.mkldnn.enabled = previous
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
+def model_from_weights(weights: LoadedWeights) -> ImageHyperprior:
+    """The :class:`ImageHyperprior` stored in ``weights`` (fp16 tensors are loaded as float32)."""
+    model = ImageHyperprior(HyperpriorConfig.from_dict(weights.config))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
+    model.load_state_dict(state, strict=False)
+    missing = [k for k in model.state_dict() if k not in state and not _is_constructor_constant(k)]
+    if missing:
+        raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
+    return model
+
+
+def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
-def _channel_indexes(shape: tuple[int, ...]) -> np.ndarray:
-    return np.broadcast_to(np.arange(shape[0], dtype=np.int32)[:, None, None], shape)
+def _index_crc(scales: np.ndarray) -> int:
+    """CRC32 of the scale-table indexes: a cheap check that the decoder rebuilt the encoder's model."""
+    return zlib.crc32(scale_to_index(scales).astype(np.uint8).tobytes())
 
 
 def _padded(side: int) -> int:

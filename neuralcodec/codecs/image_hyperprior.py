@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from compressai.entropy_models import GaussianConditional
 from torch import nn
 
 from neuralcodec.codecs.gain import GainUnit, log_gains_for_lambdas
-from neuralcodec.entropy.models import FactorizedPrior
+from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
 from neuralcodec.codecs.transforms import (
     ANALYSIS_STRIDE,
     HYPER_STRIDE,
@@ -84,7 +83,7 @@ class ImageHyperprior(nn.Module):
         self.latent_gain = GainUnit(config.levels, m, log_gains_for_lambdas(config.lambdas))
         self.hyper_gain = GainUnit(config.levels, n)
         self.entropy_bottleneck = FactorizedPrior(n)
-        self.gaussian_conditional = GaussianConditional(None)
+        self.gaussian_conditional = GaussianConditionalPrior()
 
     def entropy_parameters(self, hyper_params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split the hyper-synthesis output into (means, scales); means are 0 for the scale model."""

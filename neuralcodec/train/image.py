@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
+from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
-from neuralcodec.codecs.registry import load_codec
+from neuralcodec.codecs.registry import resolve_weights
 from neuralcodec.errors import InputError
 from neuralcodec.train.datasets import CenterCropDataset, RandomCropDataset, list_images, split_files
 from neuralcodec.train.image_task import ImageRateDistortionTask
@@ -38,7 +38,7 @@ def train_image_hyperprior(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
     if init_from is not None:
-        model = load_codec(str(init_from), codec=ImageHyperpriorCodec.name).model
+        model = model_from_weights(resolve_weights(str(init_from), ImageHyperpriorCodec.name))
         if model.config != model_config:
             raise InputError(f"{init_from} has architecture {model.config}, not the requested {model_config}")
     else:
