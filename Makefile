@@ -19,9 +19,13 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
+	$(PY) -m pip install -e '.[test,bench]'
 	$(PY) benchmarks/entropy_throughput.py --json benchmarks/results/entropy_throughput.json
 	$(PY) benchmarks/image_speed.py --json benchmarks/results/image_speed.json
 	$(PY) benchmarks/kodak_rd.py --out benchmarks/results/kodak
+	$(PY) benchmarks/lossless_rate.py --dataset mnist --out benchmarks/results/lossless
+	$(PY) benchmarks/lossless_rate.py --dataset fashion-mnist --out benchmarks/results/lossless
+	$(PY) benchmarks/lossless_speed.py --out benchmarks/results/lossless
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from neuralcodec import container
 from neuralcodec.codecs.base import EncodeOptions
-from neuralcodec.codecs.registry import codec_for_payload, family_for_input, load_codec
+from neuralcodec.codecs.registry import codec_for_payload, compact_code, compact_models, family_for_input, load_codec
 from neuralcodec.container import Limits
 from neuralcodec.errors import InputError
 from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
@@ -16,18 +16,20 @@ def encode_path(source: Path, target: Path, model: str | None = None, codec: str
                 quality: float | None = None, verify: bool = False, device: str = "cpu",
                 limits: Limits = Limits()) -> dict:
     """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds."""
-    if not source.is_file():
-        raise InputError(f"input file not found: {source}")
-    ensure_not_same_file(source, target)
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    if source.is_file():
+        ensure_not_same_file(source, target)
     if model is None and codec is None:
         codec = family_for_input(source)
     file_codec = load_codec(model, codec, device)
     result = file_codec.encode_file(source, EncodeOptions(quality=quality, verify=verify, device=device, limits=limits))
-    data = container.write(result.payload)
+    code = compact_code(result.payload.model_id, result.payload.weights_hash) if result.compact else None
+    data = container.write(result.payload) if code is None else container.write_compact(result.payload, code)
     atomic_write_bytes(target, data)
     stats = {"codec": result.payload.codec, "model": result.payload.model_id, "bytes": len(data), **result.stats}
     if "width" in stats and "height" in stats:
-        stats["bpp"] = round(8 * len(data) / (stats["width"] * stats["height"]), 5)
+        stats["bpp"] = round(8 * len(data) / (stats["width"] * stats["height"] * stats.get("images", 1)), 5)
     return stats
 
 
@@ -35,6 +37,6 @@ def decode_path(source: Path, target: Path, model: str | None = None, device: st
                 limits: Limits = Limits()) -> dict:
     """Decode the .ncd ``source`` to ``target``; nothing is written unless decoding succeeds."""
     ensure_not_same_file(source, target)
-    payload = container.read_file(source, limits)
+    payload = container.read_file(source, limits, compact_models())
     file_codec = codec_for_payload(payload, model, device)
     return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}

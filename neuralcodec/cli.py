@@ -21,13 +21,17 @@ EPILOG = """examples:
   codec info photo.ncd --json
   codec models
   codec train image-hyperprior --data photos/ --out runs/my-codec --steps 20000
+  codec encode digit.png digit.ncd              (28x28 grayscale: lossless circuit codec)
+  codec encode t10k-images-idx3-ubyte.gz test.ncd && codec decode test.ncd restored-idx3-ubyte.gz
+  codec train lossless-pc --data train-images-idx3-ubyte.gz --out runs/my-pc --hidden 32
 """
 
 
 def _add_encode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress a file into an .ncd file",
                        description="Compress an image into an .ncd file with a learned codec.")
-    p.add_argument("input", type=Path, help="input file (PNG, JPEG, WebP, BMP, TIFF...)")
+    p.add_argument("input", type=Path, help="input image (PNG, JPEG, WebP, BMP, TIFF...); for the lossless codec also "
+                                            "an IDX file (*-ubyte[.gz]) or a folder of same-size grayscale images")
     p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
     p.add_argument("--quality", "-q", type=float, default=None,
                    help="rate knob of variable-rate models: 1 (smallest file) to the model's number of levels; "
@@ -43,7 +47,8 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="decompress an .ncd file",
                        description="Decompress an .ncd file; the output format follows the extension.")
     p.add_argument("input", type=Path, help="input .ncd file")
-    p.add_argument("output", type=Path, help="output file, e.g. out.png (written atomically)")
+    p.add_argument("output", type=Path, help="output file, e.g. out.png, or for many images an IDX file "
+                                             "(*-ubyte[.gz]) or a new folder (written atomically)")
     p.add_argument("--model", "-m", default=None, help="weights to decode with, when not a shipped model (.safetensors)")
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
@@ -63,8 +68,10 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a codec on your own data",
                        description="Train a codec family on a folder of your data. Resumes from OUT/checkpoint.pt.")
-    p.add_argument("family", choices=["image-hyperprior"], help="codec family to train")
-    p.add_argument("--data", type=Path, required=True, help="folder of training images (searched recursively)")
+    p.add_argument("family", choices=["image-hyperprior", "lossless-pc"], help="codec family to train")
+    p.add_argument("--data", type=Path, required=True,
+                   help="image-hyperprior: folder of training images (searched recursively); lossless-pc: an IDX "
+                        "file or a folder of same-size 8-bit grayscale images")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, log.jsonl, model.safetensors")
     p.add_argument("--lmbda", type=float, action="append", default=None,
                    help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels 0.0018-0.0483)")
@@ -72,10 +79,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, default=128, help="transform width N")
     p.add_argument("--latent-channels", type=int, default=192, help="latent channels M")
     p.add_argument("--scale-only", action="store_true", help="scale hyperprior (Ballé 2018) instead of mean-scale")
+    p.add_argument("--hidden", type=int, default=32, help="lossless-pc: latent states per pixel (H)")
     p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=None, help="default: 8 image-hyperprior, 256 lossless-pc")
     p.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 64)")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-4 image-hyperprior, "
+                                                              "0.05 lossless-pc)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of files held out for validation")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--validate-every", type=int, default=2000)
@@ -126,7 +135,9 @@ def _run_decode(args: argparse.Namespace) -> None:
 def _run_info(args: argparse.Namespace) -> None:
     from neuralcodec.container import header_summary, read_file
 
-    summary = header_summary(read_file(args.input))
+    from neuralcodec.codecs.registry import compact_models
+
+    summary = header_summary(read_file(args.input, compact_models=compact_models()))
     if args.json:
         print(json.dumps(summary, indent=2))
         return
@@ -150,18 +161,36 @@ def _run_models(args: argparse.Namespace) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
+    from neuralcodec.train.loop import TrainConfig
+
+    lossless = args.family == "lossless-pc"
+    config = TrainConfig(
+        out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size or (256 if lossless else 8),
+        lr=args.lr or (0.05 if lossless else 1e-4), checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every, num_workers=args.workers, seed=args.seed, threads=args.threads,
+        val_batch_size=256 if lossless else 1, **({"device": args.device} if args.device else {}),
+    )
+    if args.no_amp or lossless:
+        config.amp = False  # the circuit's log-space sums need float32
+    (_train_lossless_pc if lossless else _train_image_hyperprior)(args, config)
+
+
+def _train_lossless_pc(args: argparse.Namespace, config: object) -> None:
+    from neuralcodec.train.lossless import export_lossless_pc, train_lossless_pc
+
+    model = train_lossless_pc(args.data, config, hidden=args.hidden, val_fraction=args.val_fraction)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    path = args.out / "model.safetensors"
+    export_lossless_pc(model, path, model_id=args.model_id or args.out.name)
+    print(f"weights written to {path}; use them with `codec encode IMAGES OUT.ncd --model {path}`")
+
+
+def _train_image_hyperprior(args: argparse.Namespace, config: object) -> None:
     from neuralcodec.codecs.image_hyperprior import DEFAULT_LAMBDAS, HyperpriorConfig
     from neuralcodec.train.export import export_image_hyperprior
     from neuralcodec.train.image import train_image_hyperprior
-    from neuralcodec.train.loop import TrainConfig
 
-    config = TrainConfig(
-        out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, num_workers=args.workers,
-        seed=args.seed, threads=args.threads, **({"device": args.device} if args.device else {}),
-    )
-    if args.no_amp:
-        config.amp = False
     model_config = HyperpriorConfig(n=args.channels, m=args.latent_channels, mean_scale=not args.scale_only,
                                     lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
     model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,

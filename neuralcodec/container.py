@@ -17,6 +17,16 @@ varint length followed by that many bytes, str being UTF-8)::
     n_sections   varint, then per section: name (str), data (blob)
     crc32        4 bytes, little endian: zlib.crc32 of every byte before it
 
+Compact form, for payloads far smaller than that header (one 28x28 image is ~120 bytes)::
+
+    magic        b"Nc"
+    model code   varint   small integer a shipped model is registered under (``compact_code``)
+    check        2 bytes, little endian: low 16 bits of zlib.crc32(weights_hash + magic + code + stream)
+    stream       every remaining byte: the payload's single section "stream"; no metadata
+
+The check covers corruption and a model whose weights changed since the file was written (both
+are reported as a CorruptFileError); the model code is resolved by the caller (``compact_models``).
+
 Reading checks, in this order: the magic (NotNcdFileError), the version (UnsupportedVersionError:
 a later version may lay out everything after it differently), the declared file size against the
 actual size (TruncatedFileError when the file is shorter: truncation is reported as such, never as a
@@ -53,6 +63,8 @@ from neuralcodec.errors import (
 )
 
 MAGIC = b"NCD"
+COMPACT_MAGIC = b"Nc"
+COMPACT_STREAM = "stream"
 FORMAT_VERSION = 1
 MAX_HASH_BYTES = 32
 CRC_BYTES = 4
@@ -94,6 +106,15 @@ class Payload:
 
 
 @dataclass(frozen=True)
+class CompactModel:
+    """What a compact file's model code stands for."""
+
+    codec: str
+    model_id: str
+    weights_hash: bytes
+
+
+@dataclass(frozen=True)
 class Limits:
     """Safety caps applied to untrusted files and to the dimensions codecs read from them."""
 
@@ -123,6 +144,36 @@ def write(payload: Payload) -> bytes:
     head = MAGIC + bytes([FORMAT_VERSION]) + _uvarint(_file_size(len(body)))
     content = head + body
     return bytes(content + zlib.crc32(content).to_bytes(CRC_BYTES, "little"))
+
+
+def write_compact(payload: Payload, code: int) -> bytes:
+    """Serialize a payload holding only a ``"stream"`` section in the compact form, as model ``code``."""
+    if payload.metadata or set(payload.sections) != {COMPACT_STREAM}:
+        raise InputError("a compact file holds exactly one 'stream' section and no metadata")
+    head = COMPACT_MAGIC + _uvarint(code)
+    stream = bytes(payload.sections[COMPACT_STREAM])
+    return head + _compact_check(payload.weights_hash, head, stream) + stream
+
+
+def _compact_check(weights_hash: bytes, head: bytes, stream: bytes) -> bytes:
+    return (zlib.crc32(bytes(weights_hash) + head + stream) & 0xFFFF).to_bytes(2, "little")
+
+
+def _read_compact(view: memoryview, compact_models: dict[int, CompactModel] | None) -> Payload:
+    cursor = _Cursor(view, len(COMPACT_MAGIC), len(view))
+    try:
+        code = cursor.uvarint("model code")
+        check = cursor.take(2, "checksum")
+    except CorruptFileError:
+        raise TruncatedFileError(f"the compact file ends at byte {len(view)}, inside its header") from None
+    if compact_models is None or code not in compact_models:
+        raise NotNcdFileError(f"compact .ncd file of model code {code}, which no installed model has")
+    model = compact_models[code]
+    stream = bytes(view[cursor.pos :])
+    if check != _compact_check(model.weights_hash, bytes(view[: cursor.pos - 2]), stream):
+        raise CorruptFileError(f"checksum mismatch: the file is corrupt, or was written with other weights of "
+                               f"model {model.model_id!r}")
+    return Payload(model.codec, model.model_id, model.weights_hash, {}, {COMPACT_STREAM: stream})
 
 
 def write_file(path: str | os.PathLike[str], payload: Payload) -> None:
@@ -247,8 +298,8 @@ def _encode_sections(sections: dict[str, bytes]) -> bytes:
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read(data: bytes, limits: Limits | None = None) -> Payload:
-    """Parse an ``.ncd`` file held in memory.
+def read(data: bytes, limits: Limits | None = None, compact_models: dict[int, CompactModel] | None = None) -> Payload:
+    """Parse an ``.ncd`` file held in memory (compact files need ``compact_models`` to resolve their code).
 
     Malformed input raises a ContainerError subclass; sizes or counts beyond ``limits`` (default
     ``Limits()``) raise LimitExceededError.
@@ -257,6 +308,8 @@ def read(data: bytes, limits: Limits | None = None) -> Payload:
     view = memoryview(data).cast("B")
     if len(view) > limits.max_file_bytes:
         raise LimitExceededError(f"the file is {len(view)} bytes, more than the limit of {limits.max_file_bytes}")
+    if bytes(view[: len(COMPACT_MAGIC)]) == COMPACT_MAGIC and bytes(view[: len(MAGIC)]) != MAGIC:
+        return _read_compact(view, compact_models)
     _check_magic_and_version(view)
     body_start = _check_size_and_checksum(view)
     cursor = _Cursor(view, body_start, len(view) - CRC_BYTES)
@@ -266,12 +319,13 @@ def read(data: bytes, limits: Limits | None = None) -> Payload:
     return payload
 
 
-def read_file(path: str | os.PathLike[str], limits: Limits | None = None) -> Payload:
+def read_file(path: str | os.PathLike[str], limits: Limits | None = None,
+              compact_models: dict[int, CompactModel] | None = None) -> Payload:
     """Read and parse an ``.ncd`` file; container errors are prefixed with the path."""
     limits = limits or DEFAULT_LIMITS
     data = fileio.read_bytes_limited(path, limits.max_file_bytes)
     try:
-        return read(data, limits)
+        return read(data, limits, compact_models)
     except ContainerError as exc:
         raise type(exc)(f"{os.fspath(path)}: {exc}") from None
 

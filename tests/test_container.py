@@ -246,6 +246,9 @@ def test_random_bytes_are_not_ncd(data: bytes) -> None:
     if data[:3] == b"NCD" or (data and b"NCD".startswith(data)):
         with pytest.raises((TruncatedFileError, UnsupportedVersionError, CorruptFileError)):
             container.read(data)
+    elif data[:2] == container.COMPACT_MAGIC:  # a compact file: needs its model code resolved
+        with pytest.raises((TruncatedFileError, NotNcdFileError)):
+            container.read(data)
     else:
         with pytest.raises(NotNcdFileError, match="^not an .ncd file"):
             container.read(data)

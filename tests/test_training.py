@@ -101,3 +101,15 @@ def test_cli_train_can_start_from_existing_weights(image_folder: Path, tmp_path:
     assert main(args(tmp_path / "finetune", "16")) == 0
     assert (tmp_path / "finetune" / "model.safetensors").exists()
     assert main(args(tmp_path / "mismatch", "8")) == 2  # architecture differs from the weights
+
+
+def test_exported_weights_are_byte_identical_every_time(tmp_path: Path):
+    """Same tensors and metadata -> same file and sha256 (the registry records it)."""
+    from neuralcodec.pretrained import load_weights_file, save_weights
+
+    tensors = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(4, dtype=torch.int32)}
+    config = {"z": 1, "a": [1, 2], "m": {"q": 0.5}}
+    hashes = {save_weights(tmp_path / f"w{i}.safetensors", tensors, "codec-x", "model-y", config) for i in range(5)}
+    assert len(hashes) == 1
+    loaded = load_weights_file(tmp_path / "w0.safetensors")
+    assert (loaded.codec, loaded.model_id, loaded.config) == ("codec-x", "model-y", config)

@@ -26,6 +26,8 @@ class EncodeResult:
 
     payload: Payload
     stats: dict[str, float | int | str]
+    compact: bool = False
+    """Write a compact file (few-byte header) when the model has a compact code: one small image."""
 
 
 class FileCodec(Protocol):

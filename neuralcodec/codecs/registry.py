@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuralcodec.codecs.base import FileCodec
+from neuralcodec.codecs.idx import is_idx_path
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
-from neuralcodec.container import Payload
+from neuralcodec.codecs.lossless_codec import LosslessCircuitCodec, probe_gray_size
+from neuralcodec.container import CompactModel, Payload
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
-from neuralcodec.pretrained import LoadedWeights, default_model, load_pretrained, load_weights_file
+from neuralcodec.pretrained import LoadedWeights, default_model, list_models, load_pretrained, load_weights_file
 
-FAMILIES: dict[str, type] = {cls.name: cls for cls in (ImageHyperpriorCodec,)}
+FAMILIES: dict[str, type] = {cls.name: cls for cls in (ImageHyperpriorCodec, LosslessCircuitCodec)}
 
 
 def family(name: str) -> type:
@@ -21,7 +23,14 @@ def family(name: str) -> type:
 
 
 def family_for_input(path: Path) -> str:
-    """The default codec family for an input file, from its suffix."""
+    """The default codec family for an input: IDX files, folders and 8-bit grayscale images of a shipped
+    lossless model's size go to the lossless codec; other files by suffix."""
+    lossless = LosslessCircuitCodec.name
+    if path.is_dir() or is_idx_path(path):
+        return lossless
+    sizes = {(m.config.get("height"), m.config.get("width")) for m in list_models() if m.codec == lossless}
+    if probe_gray_size(path) in sizes:
+        return lossless
     suffix = path.suffix.lower()
     for name, cls in FAMILIES.items():
         if suffix in cls.suffixes:
@@ -60,3 +69,17 @@ def codec_for_payload(payload: Payload, model: str | None = None, device: str = 
             f"but the available weights are {weights.weights_hash.hex()}"
         )
     return family(payload.codec).from_weights(weights, device)
+
+
+def compact_models() -> dict[int, CompactModel]:
+    """Shipped models that have a compact-file code, by code."""
+    return {m.compact_code: CompactModel(m.codec, m.model_id, m.weights_hash)
+            for m in list_models() if m.compact_code is not None}
+
+
+def compact_code(model_id: str, weights_hash: bytes) -> int | None:
+    """The compact code of a shipped model (None for other models or changed weights)."""
+    for code, model in compact_models().items():
+        if model.model_id == model_id and model.weights_hash == weights_hash:
+            return code
+    return None

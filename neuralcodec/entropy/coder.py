@@ -83,7 +83,10 @@ def _categorical_weights(probabilities: object) -> np.ndarray:
         totals = cdf[:, -1]
         if not (block.min() >= 0 and np.isfinite(totals).all() and (totals > 0).all()):
             raise InputError("probabilities must be finite and nonnegative, with a positive sum per row")
-        weights[start : start + rows] = np.diff(cumulative_counts(cdf), axis=1, prepend=0)
+        cum = cumulative_counts(cdf)
+        out = weights[start : start + rows]
+        out[:, 0] = cum[:, 0]
+        np.subtract(cum[:, 1:], cum[:, :-1], out=out[:, 1:], casting="same_kind")  # exact: integers < 2**24
     return weights
 
 
@@ -249,11 +252,16 @@ class SymbolEncoder:
         return float(sum(self._bits))  # type: ignore[arg-type]
 
     def finish(self) -> bytes:
-        """The coded stream (little-endian 32-bit words); the encoder is left unchanged."""
+        """The coded stream: little-endian 32-bit words, without the zero high bytes of the last word.
+
+        The last word is the top of the ANS state and never zero; its high bytes often are (the state
+        is roughly log-uniform), so dropping them saves 1.5 bytes per stream on average. The encoder is
+        left unchanged.
+        """
         coder = _Coder()
         for op in reversed(self._ops):
             op.push(coder)
-        return coder.get_compressed().astype("<u4").tobytes()
+        return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
 
     def _encode_scaled(self, symbols: np.ndarray, means: np.ndarray, scales: np.ndarray, tables: TableSet) -> None:
         """Code ``symbols - round(means)`` with the zero-mean row whose scale is nearest to ``scales``."""
@@ -273,8 +281,9 @@ class SymbolDecoder:
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         raw = bytes(data)
-        if len(raw) % 4:
-            raise EntropyCodingError(f"entropy-coded data must be a multiple of 4 bytes, got {len(raw)}")
+        if raw.endswith(b"\0") and len(raw) % 4:  # (whole words ending in zero: streams of earlier releases)
+            raise EntropyCodingError("entropy-coded data cannot end in a zero byte: corrupt stream")
+        raw += b"\0" * (-len(raw) % 4)
         try:
             self._coder = _Coder(np.frombuffer(raw, dtype="<u4").astype(np.uint32))
         except ValueError as exc:

@@ -22,6 +22,8 @@ from neuralcodec.fileio import atomic_output
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 REGISTRY_PATH = PRETRAINED_DIR / "models.json"
+METADATA_KEY = "neuralcodec"
+"""The safetensors metadata entry holding codec, model id and config as JSON."""
 HASH_BYTES = 8
 """Length of the weights-hash prefix stored in every .ncd file."""
 
@@ -39,6 +41,8 @@ class ModelInfo:
     recipe: dict = field(default_factory=dict)
     measured: dict = field(default_factory=dict)
     default_for: tuple[str, ...] = ()
+    compact_code: int | None = None
+    """Code of the model in compact (few-byte header) files, for models that code tiny payloads."""
 
     @property
     def weights_hash(self) -> bytes:
@@ -61,6 +65,7 @@ def _registry() -> dict[str, ModelInfo]:
             recipe=entry.get("recipe", {}),
             measured=entry.get("measured", {}),
             default_for=tuple(entry.get("default_for", ())),
+            compact_code=entry.get("compact_code"),
         )
         for model_id, entry in entries.items()
     }
@@ -118,7 +123,7 @@ def load_weights_file(path: str | Path) -> LoadedWeights:
         raise InputError(f"weights file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            metadata = _neuralcodec_metadata(handle.metadata() or {})
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as error:  # safetensors raises several types for malformed files
         raise InputError(f"{path} is not a readable safetensors weights file ({error})") from error
@@ -126,6 +131,17 @@ def load_weights_file(path: str | Path) -> LoadedWeights:
     if missing:
         raise InputError(f"{path} lacks neuralcodec metadata ({', '.join(missing)}); was it written by save_weights?")
     return LoadedWeights(tensors, metadata["codec"], metadata["model_id"], json.loads(metadata["config"]), sha256_of_file(path))
+
+
+def _neuralcodec_metadata(stored: dict[str, str]) -> dict[str, str]:
+    """The codec/model_id/config entries: one JSON entry (current files) or three entries (earlier files)."""
+    if METADATA_KEY not in stored:
+        return stored
+    try:
+        entries = json.loads(stored[METADATA_KEY])
+        return {"codec": entries["codec"], "model_id": entries["model_id"], "config": json.dumps(entries["config"])}
+    except (ValueError, KeyError, TypeError):
+        return {}
 
 
 def load_pretrained(model_id: str) -> LoadedWeights:
@@ -149,7 +165,9 @@ def save_weights(
         key: (value.detach().half() if half and value.is_floating_point() else value.detach()).contiguous().cpu()
         for key, value in tensors.items()
     }
-    metadata = {"codec": codec, "model_id": model_id, "config": json.dumps(config, sort_keys=True)}
+    # One metadata entry: safetensors writes several in a per-process random order, so the file's bytes
+    # (and the sha256 the registry records) would change with every export of the same weights.
+    metadata = {METADATA_KEY: json.dumps({"codec": codec, "model_id": model_id, "config": config}, sort_keys=True)}
     with atomic_output(Path(path)) as temporary:
         save_file(prepared, str(temporary), metadata=metadata)
     return sha256_of_file(Path(path))

@@ -55,6 +55,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 500
     validate_every: int = 2000
+    val_batch_size: int = 1
     num_workers: int = 0
     seed: int = 0
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
@@ -169,10 +170,10 @@ def fit(
         trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
     sampler = DistributedSampler(train_set, seed=config.seed) if env.world > 1 else None
     loader = DataLoader(
-        train_set, batch_size=config.batch_size, sampler=sampler, shuffle=False, drop_last=True,
+        train_set, batch_size=config.batch_size, sampler=sampler, shuffle=sampler is None, drop_last=True,
         num_workers=config.num_workers, worker_init_fn=_reseed_worker, pin_memory=env.device.type == "cuda",
     )
-    val_loader = DataLoader(val_set, batch_size=1) if val_set is not None and len(val_set) else None
+    val_loader = DataLoader(val_set, batch_size=config.val_batch_size) if val_set is not None and len(val_set) else None
     use_amp = config.amp and env.device.type == "cuda"
 
     progress = tqdm(total=config.steps, initial=step, disable=not env.is_main, dynamic_ncols=True, unit="step")

@@ -1,0 +1,271 @@
+"""The lossless probabilistic-circuit codec (``lossless-pc``): fixed-size 8-bit grayscale images, exactly.
+
+Inputs: one image file (PNG, BMP, TIFF, ... in 8-bit grayscale), an IDX file of images (MNIST format,
+optionally .gz) or a folder of image files, all of the model's size. Many images go into one file and
+one ANS stream, coded in chunks of ``CHUNK`` images, pixel by pixel in the tree's depth-first order
+with the exact HCLT conditionals (``hclt_coding``). A single image from a shipped model with a compact
+code goes into a 5-byte-header compact file (see ``container.write_compact``).
+
+Decoding writes an image file (one image), an IDX file (target named ``*-ubyte``, ``*.idx``, optionally
+``.gz``) or a folder of PNGs named as the inputs were.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import warnings
+import zlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from neuralcodec.codecs.base import EncodeOptions, EncodeResult
+from neuralcodec.codecs.hclt import HCLTConfig, HiddenChowLiuTree
+from neuralcodec.codecs.hclt_coding import PARAMETER_BITS, CodingTables, code_pixels
+from neuralcodec.codecs.chow_liu import RootedTree
+from neuralcodec.codecs.idx import is_idx_path, read_idx, write_idx
+from neuralcodec.container import Limits, Payload
+from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
+from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
+from neuralcodec.fileio import atomic_output
+from neuralcodec.pretrained import LoadedWeights
+
+CHUNK = 4096
+"""Images coded together per depth-first pass (bounds memory; the stream order depends on it)."""
+IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".pgm")
+"""Lossless formats read from folders and written on decode."""
+_NAME_SEPARATOR = "\n"
+
+
+class LosslessCircuitCodec:
+    """Encode/decode batches of fixed-size grayscale images with an HCLT."""
+
+    name: ClassVar[str] = "lossless-pc"
+    suffixes: ClassVar[tuple[str, ...]] = (".idx",)
+
+    def __init__(self, tables: CodingTables, config: HCLTConfig, model_id: str, weights_hash: bytes) -> None:
+        self.tables = tables
+        self.config = config
+        self.model_id = model_id
+        self.weights_hash = weights_hash
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_weights(cls, weights: LoadedWeights, device: str = "cpu") -> "LosslessCircuitCodec":
+        """Build from a weights file written by :func:`export_tensors` (coding always runs on the CPU)."""
+        config = HCLTConfig.from_dict(weights.config)
+        t = weights.tensors
+        try:
+            tree = RootedTree(order=t["order"].numpy().astype(np.int64), parent=t["parent"].numpy().astype(np.int64))
+            tables = CodingTables.from_probabilities(t["root"], t["transition"], t["emission"], tree)
+        except KeyError as missing:
+            raise InputError(f"weights of {weights.model_id!r} lack tensor {missing}") from None
+        if tables.categories != config.categories or tree.size != config.pixels:
+            raise InputError(f"weights of {weights.model_id!r} do not match their config {config}")
+        return cls(tables, config, weights.model_id, weights.weights_hash)
+
+    @staticmethod
+    def export_tensors(model: HiddenChowLiuTree) -> dict[str, torch.Tensor]:
+        """Tensors of a weights file: fp16 probabilities and the tree (what decoders use, exactly)."""
+        root, transition, emission = (p.detach().cpu().half() for p in model.probabilities())
+        return {"root": root, "transition": transition, "emission": emission,
+                "order": model.order.cpu().int(), "parent": model.parent.cpu().int()}
+
+    def likelihood_model(self) -> HiddenChowLiuTree:
+        """The HCLT with exactly the shipped (fp16) probabilities, for measuring its likelihood."""
+        model = HiddenChowLiuTree(self.config, self.tables.tree)
+        scale = float(1 << PARAMETER_BITS)
+        with torch.no_grad():
+            model.root_logits.copy_(torch.from_numpy(np.log(self.tables.root / scale)))
+            model.transition_logits.copy_(torch.from_numpy(np.log(self.tables.transition / scale)))
+            model.emission_logits.copy_(torch.from_numpy(np.log(self.tables.emission / scale)))
+        return model.eval()
+
+    # ------------------------------------------------------------------ coding
+    def compress(self, images: np.ndarray) -> tuple[bytes, float]:
+        """(ANS stream, ideal bits under the integer pmfs) of ``images`` (N, height, width) uint8."""
+        flat = self._checked(images)
+        encoder = SymbolEncoder()
+        for start in range(0, len(flat), CHUNK):
+            block = flat[start : start + CHUNK]
+
+            def known(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
+                encoder.encode_categorical(block[:, pixel], pmf)
+                return block[:, pixel]
+
+            code_pixels(self.tables, len(block), known)
+        return encoder.finish(), encoder.ideal_bits
+
+    def decompress(self, stream: bytes, count: int) -> np.ndarray:
+        """The ``count`` images (N, height, width) uint8 coded in ``stream``."""
+        decoder = SymbolDecoder(stream)
+        out = np.empty((count, self.config.pixels), dtype=np.uint8)
+        for start in range(0, count, CHUNK):
+            block = out[start : start + CHUNK]
+
+            def decoded(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
+                block[:, pixel] = decoder.decode_categorical(pmf)
+                return block[:, pixel]
+
+            code_pixels(self.tables, len(block), decoded)
+        decoder.assert_exhausted()
+        return out.reshape(count, self.config.height, self.config.width)
+
+    def _checked(self, images: np.ndarray) -> np.ndarray:
+        a = np.asarray(images)
+        h, w = self.config.height, self.config.width
+        if a.dtype != np.uint8:
+            raise InputError(f"images must be 8-bit (uint8), got {a.dtype}")
+        if a.ndim != 3 or a.shape[1:] != (h, w):
+            raise InputError(f"model {self.model_id!r} codes {w}x{h} images, got an array of shape {a.shape} "
+                             f"(train one for your size with `codec train lossless-pc`)")
+        if len(a) == 0:
+            raise InputError("no images to encode")
+        if self.config.categories < 256 and a.max() >= self.config.categories:
+            raise InputError(f"model {self.model_id!r} codes values below {self.config.categories}")
+        return a.reshape(len(a), h * w)
+
+    # ------------------------------------------------------------------ files
+    def encode_file(self, source: Path, options: EncodeOptions) -> EncodeResult:
+        """Encode an image, an IDX file or a folder of images."""
+        started = time.perf_counter()
+        images, names, single = read_images(source, options.limits)
+        stream, ideal_bits = self.compress(images)
+        metadata: dict = {} if single else {"count": len(images), "chunk": CHUNK}
+        sections = {"stream": stream}
+        if names is not None:
+            sections["names"] = zlib.compress(_NAME_SEPARATOR.join(names).encode("utf-8"), 9)
+        payload = Payload(self.name, self.model_id, self.weights_hash, metadata, sections)
+        stats = {"images": len(images), "width": self.config.width, "height": self.config.height,
+                 "stream_bytes": len(stream), "ideal_bpd": round(ideal_bits / images.size, 5),
+                 "seconds": round(time.perf_counter() - started, 3)}
+        if options.verify:
+            if not np.array_equal(self.decompress(stream, len(images)), images):
+                raise CorruptFileError("verification failed: decoded images differ from the input")
+            stats["verified"] = "exact"
+        return EncodeResult(payload, stats, compact=single)
+
+    def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict[str, float | int | str]:
+        """Decode to an image (one image), an IDX file or a folder of PNGs."""
+        started = time.perf_counter()
+        count, chunk = payload.metadata.get("count", 1), payload.metadata.get("chunk", CHUNK)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise CorruptFileError(f"the file's image count {count!r} is not a positive integer")
+        if count * self.config.pixels > limits.max_pixels:
+            raise LimitExceededError(f"the file declares {count} images, more pixels than the limit of {limits.max_pixels}")
+        if chunk != CHUNK:
+            raise CorruptFileError(f"the file was coded in chunks of {chunk!r} images, this codec uses {CHUNK}")
+        if "stream" not in payload.sections:
+            raise CorruptFileError("the file has no 'stream' section")
+        images = self.decompress(payload.sections["stream"], count)
+        names = _names(payload, count)
+        write_images(target, images, names)
+        return {"images": count, "width": self.config.width, "height": self.config.height,
+                "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _names(payload: Payload, count: int) -> list[str] | None:
+    if "names" not in payload.sections:
+        return None
+    try:
+        text = zlib.decompressobj().decompress(payload.sections["names"], 1 << 26).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError):
+        raise CorruptFileError("the file's image names are corrupt") from None
+    names = text.split(_NAME_SEPARATOR)
+    if len(names) != count or any(not n or "/" in n or "\\" in n or n in (".", "..") for n in names):
+        raise CorruptFileError("the file's image names are malformed")
+    return names
+
+
+# ---------------------------------------------------------------------- image I/O
+
+
+def read_gray_image(path: Path) -> np.ndarray:
+    """An 8-bit grayscale image file as (H, W) uint8; clear errors for colour, 16-bit or corrupt files."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.mode == "1":
+                    image = image.convert("L")
+                if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                    raise InputError(f"{path} is a {image.mode} (16-bit or float) image; the lossless codec codes "
+                                     f"8-bit grayscale only")
+                if image.mode != "L":
+                    raise InputError(f"{path} is a {image.mode} image; the lossless codec codes 8-bit grayscale "
+                                     f"(L) images only (convert it first if dropping colour is intended)")
+                return np.array(image, dtype=np.uint8)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise LimitExceededError(f"{path}: {error}") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{path} is truncated or corrupt: {error}") from None
+
+
+def probe_gray_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of an 8-bit grayscale image file, from its header; None for anything else."""
+    try:
+        with Image.open(path) as image:
+            return (image.height, image.width) if image.mode in ("L", "1") else None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def read_images(source: Path, limits: Limits) -> tuple[np.ndarray, list[str] | None, bool]:
+    """(images (N, H, W) uint8, file names for a folder, whether it was a single image file)."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputError(f"{source} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        images = [read_gray_image(p) for p in files]
+        if len({im.shape for im in images}) > 1:
+            raise InputError(f"the images in {source} differ in size; a model codes one size")
+        return np.stack(images), [p.name for p in files], False
+    if not source.is_file():
+        raise InputError(f"input not found: {source}")
+    if source.stat().st_size == 0:
+        raise InputError(f"{source} is empty")
+    if is_idx_path(source):
+        array = read_idx(source, max_bytes=limits.max_pixels)
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3:
+            raise InputError(f"{source} holds an array of shape {array.shape}; expected (count, height, width)")
+        return array, None, False
+    return read_gray_image(source)[None], None, True
+
+
+def write_images(target: Path, images: np.ndarray, names: list[str] | None) -> None:
+    """Write decoded images atomically: one image file, an IDX file, or a new folder of PNGs."""
+    if is_idx_path(target):
+        write_idx(target, images)
+        return
+    if target.suffix.lower() in IMAGE_SUFFIXES and len(images) == 1 and names is None:
+        with atomic_output(target) as temporary:
+            Image.fromarray(images[0], mode="L").save(temporary, format=Image.registered_extensions()[target.suffix.lower()])
+        return
+    if target.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"the file holds {len(images)} images: decode it to a folder or an IDX file (*-ubyte[.gz])")
+    _write_folder(target, images, names or [f"{i:05d}.png" for i in range(len(images))])
+
+
+def _write_folder(target: Path, images: np.ndarray, names: list[str]) -> None:
+    if target.exists():
+        raise InputError(f"{target} exists; decoding many images writes a new folder")
+    parent = target.resolve().parent
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        for image, name in zip(images, names):
+            fmt = Image.registered_extensions().get(Path(name).suffix.lower(), "PNG")
+            Image.fromarray(image, mode="L").save(staging / name, format=fmt)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
