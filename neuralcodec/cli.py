@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from neuralcodec import __version__
-from neuralcodec.errors import NeuralCodecError
+from neuralcodec.errors import InputError, NeuralCodecError
 
 EPILOG = """examples:
   codec encode photo.png photo.ncd --quality 3 --verify
@@ -24,6 +24,7 @@ EPILOG = """examples:
   codec encode digit.png digit.ncd              (28x28 grayscale: lossless circuit codec)
   codec encode t10k-images-idx3-ubyte.gz test.ncd && codec decode test.ncd restored-idx3-ubyte.gz
   codec train lossless-pc --data train-images-idx3-ubyte.gz --out runs/my-pc --hidden 32
+  codec eval --codecs jpeg,webp,avif,hevc,hyperprior --data kodak/ --out results/kodak
 """
 
 
@@ -98,6 +99,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-id", default=None, help="id stored in the exported weights (default: the run folder name)")
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="sweep codecs over a folder of images: rate, PSNR, MS-SSIM, BD-rate",
+                       description="Encode and decode every image of a folder with each codec at each of its "
+                                   "quality settings; write rows.jsonl (resumable cache), results.json/.csv, "
+                                   "RD plots and summary.md to --out.")
+    p.add_argument("--codecs", default="jpeg,webp,avif,hyperprior",
+                   help="comma-separated: jpeg, webp, avif, jpeg2000 (Pillow); jpegxl, hevc, av1 (ffmpeg); "
+                        "hyperprior (the default learned model), a shipped model id or a .safetensors path")
+    p.add_argument("--data", type=Path, required=True, help="folder of images (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes from its cache)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by path)")
+    p.add_argument("--anchor", default=None, help="codec the BD-rates are measured against (default: the first)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codec", description="Learned codecs: encode/decode files, train codecs, inspect .ncd files.",
@@ -106,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuralcodec {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_encode, _add_decode, _add_info, _add_models, _add_train):
+    for add in (_add_encode, _add_decode, _add_info, _add_models, _add_train, _add_eval):
         add(sub)
     return parser
 
@@ -202,8 +217,20 @@ def _train_image_hyperprior(args: argparse.Namespace, config: object) -> None:
     print(f"weights written to {path}; use them with `codec encode IMG OUT.ncd --model {path}`")
 
 
+def _run_eval(args: argparse.Namespace) -> None:
+    from neuralcodec.eval.runner import evaluate_images
+
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    if not codecs:
+        raise InputError("--codecs is empty")
+    result = evaluate_images(codecs, args.data, args.out, limit=args.limit, anchor=args.anchor)
+    for name, reason in result["unavailable"].items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    print((args.out / "summary.md").read_text(encoding="utf-8"))
+
+
 COMMANDS = {"encode": _run_encode, "decode": _run_decode, "info": _run_info, "models": _run_models,
-            "train": _run_train}
+            "train": _run_train, "eval": _run_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,81 @@
+"""One interface over every image codec the evaluation sweeps: learned (registry) and classical.
+
+An adapter has a ``name``, default ``qualities`` (values of its own knob), ``encode(image, quality) ->
+bytes`` for an ``H x W x 3`` uint8 image, ``decode(bytes) -> image`` and ``unavailable_reason()``
+(None when it can run). The Pillow codecs of :mod:`neuralcodec.eval.classical` already have this
+shape; :class:`LearnedImageAdapter` wraps any registered learned image model, and
+:mod:`neuralcodec.eval.ffmpeg_codecs` adds the ffmpeg-backed ones.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from neuralcodec import container
+from neuralcodec.codecs.image_codec import to_uint8_image
+from neuralcodec.errors import InputError, UnknownModelError
+from neuralcodec.eval.classical import CLASSICAL_CODECS
+from neuralcodec.pretrained import default_model
+
+
+class ImageCodecAdapter(Protocol):
+    """What the evaluation runner needs from a codec."""
+
+    name: str
+    qualities: tuple[float, ...]
+    """Default settings of the codec's own knob (quality, CRF, distance...), in any order."""
+
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        """The compressed bytes of an ``H x W x 3`` uint8 image (headers included)."""
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """The decoded ``H x W x 3`` uint8 image."""
+
+    def unavailable_reason(self) -> str | None:
+        """Why this codec cannot run here, or None."""
+
+
+class LearnedImageAdapter:
+    """A learned image model from the registry (shipped id or weights path); quality = its rate level."""
+
+    def __init__(self, model: str) -> None:
+        from neuralcodec.codecs.registry import load_codec
+
+        self._codec = load_codec(model)
+        if not hasattr(self._codec, "level_of"):
+            raise InputError(f"{model} is a {self._codec.name} model, not a lossy image codec")
+        self.name = self._codec.model_id
+        self.qualities = tuple(float(q) for q in range(1, self._codec.model.config.levels + 1))
+
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+        payload, _, _ = self._codec.compress(x, quality, reconstruct=False)
+        return container.write(payload)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return to_uint8_image(self._codec.decompress(container.read(data)))
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+
+def image_adapter(name: str) -> ImageCodecAdapter:
+    """The adapter called ``name``: a classical codec (jpeg, webp, avif, jpeg2000, jpegxl, hevc, av1) or a
+    learned model id / weights path (``hyperprior`` is the default learned image model)."""
+    from neuralcodec.eval.ffmpeg_codecs import FFMPEG_CODECS
+
+    if name in CLASSICAL_CODECS:
+        return CLASSICAL_CODECS[name]
+    if name in FFMPEG_CODECS:
+        return FFMPEG_CODECS[name]
+    try:
+        return LearnedImageAdapter(default_model("image-hyperprior").model_id if name == "hyperprior" else name)
+    except UnknownModelError:
+        known = ", ".join(sorted({*CLASSICAL_CODECS, *FFMPEG_CODECS, "hyperprior"}))
+        raise InputError(f"unknown codec {name!r}: use one of {known}, a shipped model id or a .safetensors path") from None
+
