@@ -148,11 +148,13 @@ def _run_decode(args: argparse.Namespace) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> None:
-    from neuralcodec.container import header_summary, read_file
+    from neuralcodec.codecs.registry import compact_code, compact_models
+    from neuralcodec.container import COMPACT_MAGIC, header_summary, read_file
 
-    from neuralcodec.codecs.registry import compact_models
-
-    summary = header_summary(read_file(args.input, compact_models=compact_models()))
+    payload = read_file(args.input, compact_models=compact_models())
+    with open(args.input, "rb") as handle:
+        is_compact = handle.read(len(COMPACT_MAGIC)) == COMPACT_MAGIC
+    summary = header_summary(payload, compact_code(payload.model_id, payload.weights_hash) if is_compact else None)
     if args.json:
         print(json.dumps(summary, indent=2))
         return

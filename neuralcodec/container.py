@@ -555,12 +555,14 @@ def check_dimensions(dims: dict[str, int], limits: Limits | None = None) -> None
         raise LimitExceededError(f"{shape} = {product} elements, more than the limit of {limits.max_pixels}")
 
 
-def header_summary(payload: Payload) -> dict[str, Any]:
-    """A JSON-serializable description of a payload, for ``codec info``."""
+def header_summary(payload: Payload, compact_code: int | None = None) -> dict[str, Any]:
+    """A JSON-serializable description of a payload, for ``codec info``; ``compact_code`` describes it as
+    the compact file of that model code instead of a regular .ncd file."""
     section_bytes = {name: len(data) for name, data in payload.sections.items()}
-    file_bytes = len(write(payload))
+    compact = compact_code is not None
+    file_bytes = len(write_compact(payload, compact_code) if compact else write(payload))
     return {
-        "format_version": FORMAT_VERSION,
+        "format": "compact" if compact else f"ncd v{FORMAT_VERSION}",
         "codec": payload.codec,
         "model_id": payload.model_id,
         "weights_hash": bytes(payload.weights_hash).hex(),

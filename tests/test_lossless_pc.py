@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -400,3 +401,18 @@ def test_truncated_compact_header_is_reported_as_truncated():
     for data in (b"Nc", b"Nc\x01", b"Nc\x01\x00", b"Nc\x81"):
         with pytest.raises(TruncatedFileError):
             container.read(data, compact_models={1: CompactModel("lossless-pc", "m", b"")})
+
+
+def test_info_describes_compact_files(tmp_path: Path, capsys):
+    from neuralcodec.cli import main
+    from neuralcodec.pretrained import list_models
+
+    if not any(m.compact_code for m in list_models()):
+        pytest.skip("no shipped model has a compact code")
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "blank.png")
+    assert main(["encode", str(tmp_path / "blank.png"), str(tmp_path / "blank.ncd")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "blank.ncd"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "compact" and summary["overhead_bytes"] == 5
+    assert summary["file_bytes"] == (tmp_path / "blank.ncd").stat().st_size
