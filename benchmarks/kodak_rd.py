@@ -26,10 +26,11 @@ from neuralcodec import container
 from neuralcodec.codecs.image_codec import to_uint8_image
 from neuralcodec.codecs.image_hyperprior import pad_to_multiple
 from neuralcodec.codecs.registry import load_codec
-from neuralcodec.eval.bdrate import bd_rate
+from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.classical import get_classical
 from neuralcodec.eval.metrics import ms_ssim, psnr
 from neuralcodec.eval.plots import plot_rd_curves
+from neuralcodec.eval.runner import average_rows
 from neuralcodec.pretrained import list_models
 from neuralcodec.train.datasets import list_images, load_rgb
 from neuralcodec.train.losses import bits_per_pixel
@@ -37,6 +38,7 @@ from neuralcodec.train.losses import bits_per_pixel
 DEFAULT_KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 COMPRESSAI_BMSHJ2018_HYPERPRIOR = [(0.131, 27.58), (0.320, 30.97), (0.669, 34.53), (1.259, 38.58)]
 """Published Kodak points of CompressAI's bmshj2018-hyperprior (quoted in the issue)."""
+CURVE_METRICS = ("bpp", "psnr", "ms_ssim", "estimated_bpp")
 
 
 def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float]) -> dict:
@@ -66,7 +68,7 @@ def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[fl
                 "psnr": psnr(rgb, rec), "ms_ssim": ms_ssim(rgb, rec),
                 "bit_exact": bool(torch.equal(decoded, x_hat)), "encode_s": encode_s, "decode_s": decode_s,
             })
-    return {"rows": rows, "curve": _average(rows, "quality")}
+    return {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
 
 
 def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
@@ -82,32 +84,11 @@ def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
             height, width = rgb.shape[:2]
             rows.append({"image": index + 1, "quality": quality, "bytes": len(data),
                          "bpp": 8 * len(data) / (height * width), "psnr": psnr(rgb, rec), "ms_ssim": ms_ssim(rgb, rec)})
-    return {"rows": rows, "curve": _average(rows, "quality")}
-
-
-def _average(rows: list[dict], key: str) -> list[dict]:
-    groups: dict[float, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row[key], []).append(row)
-    curve = []
-    for value, group in sorted(groups.items()):
-        point = {key: value}
-        for metric in ("bpp", "psnr", "ms_ssim", "estimated_bpp"):
-            if metric in group[0]:
-                point[metric] = float(np.mean([r[metric] for r in group]))
-        curve.append(point)
-    return curve
+    return {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
 
 
 def _points(curve: list[dict], metric: str = "psnr") -> list[tuple[float, float]]:
     return [(p["bpp"], p[metric]) for p in curve]
-
-
-def _bd_or_reason(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | str:
-    try:
-        return round(bd_rate(anchor, test, method="pchip"), 2)
-    except Exception as error:  # BD-rate is undefined without overlap; report why instead
-        return f"n/a ({error})"
 
 
 def _markdown(results: dict) -> str:
@@ -156,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     anchors["compressai-bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
     for model_id in learned:
         test = _points(results["codecs"][model_id]["curve"])
-        results["bd_rate"][model_id] = {name: _bd_or_reason(anchor, test) for name, anchor in anchors.items()}
+        results["bd_rate"][model_id] = {name: bd_rate_or_reason(anchor, test) for name, anchor in anchors.items()}
         rows = results["codecs"][model_id]["rows"]
         results["codecs"][model_id]["all_bit_exact"] = all(r["bit_exact"] for r in rows)
         results["codecs"][model_id]["max_rate_gap_percent"] = max(

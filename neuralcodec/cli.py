@@ -11,9 +11,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neuralcodec import __version__
 from neuralcodec.errors import InputError, NeuralCodecError
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, per command
+    from neuralcodec.train.loop import TrainConfig
 
 EPILOG = """examples:
   codec encode photo.png photo.ncd --quality 3 --verify
@@ -192,7 +196,7 @@ def _run_train(args: argparse.Namespace) -> None:
     (_train_lossless_pc if lossless else _train_image_hyperprior)(args, config)
 
 
-def _train_lossless_pc(args: argparse.Namespace, config: object) -> None:
+def _train_lossless_pc(args: argparse.Namespace, config: TrainConfig) -> None:
     from neuralcodec.train.lossless import export_lossless_pc, train_lossless_pc
 
     model = train_lossless_pc(args.data, config, hidden=args.hidden, val_fraction=args.val_fraction)
@@ -203,7 +207,7 @@ def _train_lossless_pc(args: argparse.Namespace, config: object) -> None:
     print(f"weights written to {path}; use them with `codec encode IMAGES OUT.ncd --model {path}`")
 
 
-def _train_image_hyperprior(args: argparse.Namespace, config: object) -> None:
+def _train_image_hyperprior(args: argparse.Namespace, config: TrainConfig) -> None:
     from neuralcodec.codecs.image_hyperprior import DEFAULT_LAMBDAS, HyperpriorConfig
     from neuralcodec.train.export import export_image_hyperprior
     from neuralcodec.train.image import train_image_hyperprior

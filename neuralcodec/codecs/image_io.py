@@ -12,8 +12,10 @@ Sizes are checked from the header before any pixel is decoded, so a huge declare
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,15 @@ class DecodedImage:
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode ``path`` following the module's policy; InputError / LimitExceededError when unusable."""
+    with opened_image(path, max_pixels) as image:
+        image.load()
+        return _normalize(ImageOps.exif_transpose(image))
+
+
+@contextlib.contextmanager
+def opened_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Image.Image]:
+    """``path`` opened with Pillow after checking its declared size; Pillow's errors (also while the
+    caller decodes it) become InputError / LimitExceededError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input image not found: {path}")
@@ -56,8 +67,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 _check_size(path, image.size, max_pixels)
-                image.load()
-                return _normalize(ImageOps.exif_transpose(image))
+                yield image
     except Image.DecompressionBombError as error:
         raise LimitExceededError(f"{path}: {error}") from error
     except UnidentifiedImageError as error:

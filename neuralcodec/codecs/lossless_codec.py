@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 import zlib
 from pathlib import Path
 from typing import ClassVar
@@ -30,6 +29,7 @@ from neuralcodec.codecs.hclt import HCLTConfig, HiddenChowLiuTree
 from neuralcodec.codecs.hclt_coding import PARAMETER_BITS, CodingTables, code_pixels
 from neuralcodec.codecs.chow_liu import RootedTree
 from neuralcodec.codecs.idx import is_idx_path, read_idx, write_idx
+from neuralcodec.codecs.image_io import opened_image
 from neuralcodec.container import Limits, Payload
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
@@ -188,25 +188,16 @@ def _names(payload: Payload, count: int) -> list[str] | None:
 
 def read_gray_image(path: Path) -> np.ndarray:
     """An 8-bit grayscale image file as (H, W) uint8; clear errors for colour, 16-bit or corrupt files."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.mode == "1":
-                    image = image.convert("L")
-                if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                    raise InputError(f"{path} is a {image.mode} (16-bit or float) image; the lossless codec codes "
-                                     f"8-bit grayscale only")
-                if image.mode != "L":
-                    raise InputError(f"{path} is a {image.mode} image; the lossless codec codes 8-bit grayscale "
-                                     f"(L) images only (convert it first if dropping colour is intended)")
-                return np.array(image, dtype=np.uint8)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise LimitExceededError(f"{path}: {error}") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(f"{path} is truncated or corrupt: {error}") from None
+    with opened_image(path) as image:
+        if image.mode == "1":
+            image = image.convert("L")
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            raise InputError(f"{path} is a {image.mode} (16-bit or float) image; the lossless codec codes "
+                             f"8-bit grayscale only")
+        if image.mode != "L":
+            raise InputError(f"{path} is a {image.mode} image; the lossless codec codes 8-bit grayscale "
+                             f"(L) images only (convert it first if dropping colour is intended)")
+        return np.array(image, dtype=np.uint8)
 
 
 def probe_gray_size(path: Path) -> tuple[int, int] | None:

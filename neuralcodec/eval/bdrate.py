@@ -90,3 +90,12 @@ def bd_psnr(anchor: Curve, test: Curve, method: Method = "cubic") -> float:
     return _mean_value(log_rate_t, quality_t, low, high, method) - _mean_value(
         log_rate_a, quality_a, low, high, method
     )
+
+
+def bd_rate_or_reason(anchor: Curve, test: Curve, method: Method = "pchip") -> float | str:
+    """:func:`bd_rate` rounded to 0.01 %, or ``"n/a (why)"`` where it is undefined (no overlap, too few
+    points), for reports that list many codec pairs."""
+    try:
+        return round(bd_rate(anchor, test, method=method), 2)
+    except Exception as error:  # any reason the curves cannot be compared is reported, not raised
+        return f"n/a ({error})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from neuralcodec.errors import InputError
 from neuralcodec.eval.adapters import image_adapter
-from neuralcodec.eval.bdrate import bd_rate
+from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.metrics import MS_SSIM_MIN_SIDE, bits_per_pixel, ms_ssim, psnr, psnr_y
 from neuralcodec.eval.plots import plot_rd_curves
 from neuralcodec.fileio import atomic_write_bytes
@@ -52,33 +53,35 @@ def _load_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _average(rows: list[dict]) -> list[dict]:
-    """Mean of every metric per quality, sorted by rate."""
+def average_rows(rows: list[dict], key: str, metrics: Sequence[str]) -> list[dict]:
+    """Mean of each metric per value of ``key``, sorted by that value. A metric is averaged over the rows
+    where it is not None, and left out of a point when its rows do not have it at all."""
     groups: dict[float, list[dict]] = {}
     for row in rows:
-        groups.setdefault(row["quality"], []).append(row)
+        groups.setdefault(row[key], []).append(row)
     curve = []
-    for quality, group in groups.items():
-        point = {"quality": quality, "images": len(group)}
-        for metric in METRICS:
-            values = [r[metric] for r in group if r.get(metric) is not None]
-            point[metric] = float(np.mean(values)) if values else None
+    for value, group in sorted(groups.items()):
+        point = {key: value}
+        for metric in metrics:
+            if any(metric in row for row in group):
+                values = [row[metric] for row in group if row.get(metric) is not None]
+                point[metric] = float(np.mean(values)) if values else None
         curve.append(point)
-    return sorted(curve, key=lambda p: p["bpp"])
+    return curve
+
+
+def _curve(rows: list[dict]) -> list[dict]:
+    """Per-quality means of one codec's rows (with the number of images), sorted by rate."""
+    counts = Counter(row["quality"] for row in rows)
+    return sorted(({**p, "images": counts[p["quality"]]} for p in average_rows(rows, "quality", METRICS)),
+                  key=lambda p: p["bpp"])
 
 
 def _bd_rates(curves: dict[str, list[dict]], anchor: str) -> dict[str, float | str]:
     """BD-rate (%, PCHIP, PSNR) of every codec against ``anchor``; a reason where it is undefined."""
-    out: dict[str, float | str] = {}
     reference = [(p["bpp"], p["psnr"]) for p in curves[anchor]]
-    for name, curve in curves.items():
-        if name == anchor:
-            continue
-        try:
-            out[name] = round(bd_rate(reference, [(p["bpp"], p["psnr"]) for p in curve], method="pchip"), 2)
-        except Exception as error:  # no overlap, too few points: report why
-            out[name] = f"n/a ({error})"
-    return out
+    return {name: bd_rate_or_reason(reference, [(p["bpp"], p["psnr"]) for p in curve])
+            for name, curve in curves.items() if name != anchor}
 
 
 def evaluate_images(codecs: Sequence[str], data: str | Path, out_dir: str | Path, limit: int | None = None,
@@ -121,7 +124,7 @@ def write_report(rows: list[dict], out: Path, files: list[str], unavailable: dic
     by_codec: dict[str, list[dict]] = {}
     for row in selected:
         by_codec.setdefault(row["codec"], []).append(row)
-    curves = {name: _average(group) for name, group in by_codec.items()}
+    curves = {name: _curve(group) for name, group in by_codec.items()}
     anchor = anchor if anchor in curves else next(iter(curves))
     result = {"images": len(files), "anchor": anchor, "curves": curves, "bd_rate_percent_vs_anchor": _bd_rates(curves, anchor),
               "unavailable": unavailable, "rows": selected}

@@ -20,7 +20,10 @@ from neuralcodec.codecs.lossless_codec import LosslessCircuitCodec, read_images
 from neuralcodec.container import Limits
 from neuralcodec.errors import InputError
 from neuralcodec.pretrained import save_weights
-from neuralcodec.train.loop import CHECKPOINT_NAME, TrainConfig, fit, load_checkpoint
+from neuralcodec.train.loop import CHECKPOINT_NAME, TrainConfig, fit
+
+TREE_NAME = "tree.json"
+"""The learned structure, written beside the checkpoint so a resumed run rebuilds the same model."""
 
 
 class FlatImages(Dataset):
@@ -81,13 +84,16 @@ def train_lossless_pc(data: str | Path, config: TrainConfig, hidden: int = 32,
     train, val = split_images(images, val_fraction, config.seed)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / CHECKPOINT_NAME
-    if checkpoint.exists():  # the tree is part of the checkpoint: rebuild the same model, then resume
-        state = load_checkpoint(checkpoint)["model"]
-        tree = RootedTree(order=state["order"].numpy(), parent=state["parent"].numpy())
+    tree_path = out_dir / TREE_NAME
+    if (out_dir / CHECKPOINT_NAME).exists():  # resume: rebuild the same structure, fit loads the parameters
+        if not tree_path.exists():
+            raise InputError(f"{out_dir} has a checkpoint but no {TREE_NAME}: resume needs both (or use a new --out)")
+        tree_arrays = json.loads(tree_path.read_text())
+        tree = RootedTree(order=np.array(tree_arrays["order"]), parent=np.array(tree_arrays["parent"]))
         model = HiddenChowLiuTree(HCLTConfig(height=images.shape[1], width=images.shape[2], hidden=hidden), tree)
     else:
         model = build_model(train, hidden, config.seed)
+        tree_path.write_text(json.dumps({"order": model.order.tolist(), "parent": model.parent.tolist()}))
     (out_dir / "model_config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
     return fit(model, LikelihoodTask(), FlatImages(train), FlatImages(val) if len(val) else None, config)
 
