@@ -30,7 +30,7 @@ from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.classical import get_classical
 from neuralcodec.eval.metrics import ms_ssim, psnr
 from neuralcodec.eval.plots import plot_rd_curves
-from neuralcodec.eval.runner import average_rows
+from neuralcodec.eval.report import average_rows
 from neuralcodec.pretrained import list_models
 from neuralcodec.train.datasets import list_images, load_rgb
 from neuralcodec.train.losses import bits_per_pixel

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from neuralcodec import __version__
 from neuralcodec.errors import InputError, NeuralCodecError
+from neuralcodec.eval.tasks import TASK_NAMES
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, per command
     from neuralcodec.train.loop import TrainConfig
@@ -73,10 +74,14 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a codec on your own data",
                        description="Train a codec family on a folder of your data. Resumes from OUT/checkpoint.pt.")
-    p.add_argument("family", choices=["image-hyperprior", "lossless-pc"], help="codec family to train")
+    p.add_argument("family", choices=["image-hyperprior", "lossless-pc", "classifier", "face-embedder"],
+                   help="codec family to train, or a perception model for `codec eval --task`")
     p.add_argument("--data", type=Path, required=True,
-                   help="image-hyperprior: folder of training images (searched recursively); lossless-pc: an IDX "
-                        "file or a folder of same-size 8-bit grayscale images")
+                   help="image-hyperprior: folder of training images (searched recursively) or a .txt list of image "
+                        "paths; lossless-pc: an IDX "
+                        "file or a folder of same-size 8-bit grayscale images; classifier: an IDX images file with "
+                        "its labels file beside it; face-embedder: the ORL faces folder (labels.csv), subjects "
+                        "29-40 held out")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, log.jsonl, model.safetensors")
     p.add_argument("--lmbda", type=float, action="append", default=None,
                    help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels 0.0018-0.0483)")
@@ -84,12 +89,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, default=128, help="transform width N")
     p.add_argument("--latent-channels", type=int, default=192, help="latent channels M")
     p.add_argument("--scale-only", action="store_true", help="scale hyperprior (Ballé 2018) instead of mean-scale")
+    p.add_argument("--whole-images", action="store_true",
+                   help="image-hyperprior: train on whole same-size images (e.g. faces) instead of random crops")
+    p.add_argument("--task-loss", default=None, metavar="MODEL",
+                   help="image-hyperprior: add a task-aware distortion, 1 - cosine between this frozen classifier's "
+                        "or face embedder's outputs on x and on the reconstruction (shipped id or .safetensors)")
+    p.add_argument("--task-weight", type=float, default=0.0,
+                   help="alpha: weight of the task-aware distortion, in units of 255^2*MSE (with --task-loss)")
     p.add_argument("--hidden", type=int, default=32, help="lossless-pc: latent states per pixel (H)")
     p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=None, help="default: 8 image-hyperprior, 256 lossless-pc")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: 8 image-hyperprior, 256 lossless-pc, 128 classifier, 32 face-embedder")
     p.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 64)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-4 image-hyperprior, "
-                                                              "0.05 lossless-pc)")
+                                                              "0.05 lossless-pc, 2e-3 classifier and face-embedder)")
+    p.add_argument("--width", type=int, default=None, help="classifier/face-embedder: channel width (default 24/16)")
+    p.add_argument("--architecture", choices=["strided", "residual"], default="strided",
+                   help="face-embedder: network design (train one of each to check results on an unseen recognizer)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of files held out for validation")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--validate-every", type=int, default=2000)
@@ -104,17 +120,53 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="sweep codecs over a folder of images: rate, PSNR, MS-SSIM, BD-rate",
-                       description="Encode and decode every image of a folder with each codec at each of its "
-                                   "quality settings; write rows.jsonl (resumable cache), results.json/.csv, "
-                                   "RD plots and summary.md to --out.")
+    p = sub.add_parser("eval", help="sweep codecs: rate, distortion, BD-rate and machine-perception quality",
+                       description="Encode and decode every sample with each codec at each of its quality settings; "
+                                   "with --task, also score a downstream model on the decoded samples (and on the "
+                                   "originals, as the reference). Writes rows.jsonl (resumable cache), "
+                                   "results.json/.csv, plots and summary.md to --out.",
+                       epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", default="jpeg,webp,avif,hyperprior",
-                   help="comma-separated: jpeg, webp, avif, jpeg2000 (Pillow); jpegxl, hevc, av1 (ffmpeg); "
-                        "hyperprior (the default learned model), a shipped model id or a .safetensors path")
-    p.add_argument("--data", type=Path, required=True, help="folder of images (searched recursively)")
+                   help="comma-separated. Images: jpeg, webp, avif, jpeg2000 (Pillow); jpegxl, hevc, av1 (ffmpeg); "
+                        "hyperprior (the default learned model), a shipped model id or a .safetensors path. "
+                        "Audio (speech-wer): opus, mp3 (ffmpeg)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="no task: a folder of images; classify: an IDX images file with labels beside it, or an "
+                        "image folder with --arch; face-id: the ORL faces folder; speech-wer: a folder with manifest.csv")
     p.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes from its cache)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by path)")
+    p.add_argument("--task", choices=TASK_NAMES, default=None, help="downstream machine-perception task to score")
+    p.add_argument("--task-model", default=None,
+                   help="classify: shipped classifier id or .safetensors (default classifier-mnist); "
+                        "face-id: face embedder (default face-embedder-orl)")
+    p.add_argument("--arch", default=None, help="classify: a torchvision architecture name (e.g. resnet18) ...")
+    p.add_argument("--weights", default=None, help="... and its state-dict file (.pth or .safetensors)")
+    p.add_argument("--qualities", action="append", default=[], metavar="CODEC=Q1,Q2,...",
+                   help="replace a codec's default knob sweep (repeatable), e.g. --qualities jpeg=1,5,10")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N samples")
     p.add_argument("--anchor", default=None, help="codec the BD-rates are measured against (default: the first)")
+
+
+EVAL_EPILOG = """examples:
+  codec eval --codecs jpeg,webp,avif,hevc,hyperprior --data kodak/ --out results/kodak
+  codec eval --task face-id --codecs jpeg,webp,hyperprior --data ../shared/data/faces/orl --out results/faces
+  codec eval --task classify --data mnist/t10k-images-idx3-ubyte.gz --limit 1000 --codecs jpeg,webp --out results/mnist
+  codec eval --task classify --arch resnet18 --weights resnet18.pth --data photos/ --codecs jpeg --out results/cls
+  codec eval --task speech-wer --codecs opus,mp3 --data ../shared/data/speech --out results/speech
+"""
+
+
+def _parse_qualities(specs: list[str]) -> dict[str, list[float]]:
+    """``["jpeg=1,5,10"]`` -> ``{"jpeg": [1.0, 5.0, 10.0]}``."""
+    result = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        try:
+            result[name.strip()] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise InputError(f"--qualities {spec!r}: expected CODEC=Q1,Q2,... with numbers") from None
+        if not name.strip() or not result[name.strip()]:
+            raise InputError(f"--qualities {spec!r}: expected CODEC=Q1,Q2,...")
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,16 +236,53 @@ def _run_models(args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> None:
     from neuralcodec.train.loop import TrainConfig
 
-    lossless = args.family == "lossless-pc"
+    defaults = FAMILY_TRAINING_DEFAULTS[args.family]
     config = TrainConfig(
-        out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size or (256 if lossless else 8),
-        lr=args.lr or (0.05 if lossless else 1e-4), checkpoint_every=args.checkpoint_every,
+        out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size or defaults["batch_size"],
+        lr=args.lr or defaults["lr"], checkpoint_every=args.checkpoint_every,
         validate_every=args.validate_every, num_workers=args.workers, seed=args.seed, threads=args.threads,
-        val_batch_size=256 if lossless else 1, **({"device": args.device} if args.device else {}),
+        val_batch_size=defaults["val_batch_size"], **({"device": args.device} if args.device else {}),
     )
-    if args.no_amp or lossless:
+    if args.no_amp or args.family == "lossless-pc":
         config.amp = False  # the circuit's log-space sums need float32
-    (_train_lossless_pc if lossless else _train_image_hyperprior)(args, config)
+    trainers = {"image-hyperprior": _train_image_hyperprior, "lossless-pc": _train_lossless_pc,
+                "classifier": _train_perception_model, "face-embedder": _train_perception_model}
+    trainers[args.family](args, config)
+
+
+FAMILY_TRAINING_DEFAULTS = {
+    "image-hyperprior": {"batch_size": 8, "lr": 1e-4, "val_batch_size": 1},
+    "lossless-pc": {"batch_size": 256, "lr": 0.05, "val_batch_size": 256},
+    "classifier": {"batch_size": 128, "lr": 2e-3, "val_batch_size": 512},
+    "face-embedder": {"batch_size": 32, "lr": 2e-3, "val_batch_size": 128},
+}
+
+
+def _train_perception_model(args: argparse.Namespace, config: TrainConfig) -> None:
+    import numpy as np
+
+    from neuralcodec.perception import data, networks, training
+    from neuralcodec.perception.weights import export_perception_model
+
+    if args.family == "classifier":
+        labelled = data.read_idx_pair(args.data)
+        val_mask = np.random.default_rng(args.seed).random(len(labelled.labels)) < args.val_fraction
+        model_config = networks.ClassifierConfig(height=labelled.images.shape[1], width=labelled.images.shape[2],
+                                                 classes=int(labelled.labels.max()) + 1, width_multiplier=args.width or 24)
+        model = training.train_classifier(labelled.subset(~val_mask), labelled.subset(val_mask), config, model_config)
+    else:
+        train, held_out = data.split_faces(data.read_orl_faces(args.data))
+        model_config = networks.FaceEmbedderConfig(height=train.images.shape[1], width=train.images.shape[2],
+                                                   width_multiplier=args.width or 16, architecture=args.architecture)
+        model = training.train_face_embedder(train, held_out, config, model_config)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    path = args.out / "model.safetensors"
+    export_perception_model(model, path, model_id=args.model_id or args.out.name)
+    print(f"weights written to {path}; use them with `codec eval --task {PERCEPTION_TASK_OF[args.family]} --task-model {path}`")
+
+
+PERCEPTION_TASK_OF = {"classifier": "classify", "face-embedder": "face-id"}
 
 
 def _train_lossless_pc(args: argparse.Namespace, config: TrainConfig) -> None:
@@ -214,8 +303,12 @@ def _train_image_hyperprior(args: argparse.Namespace, config: TrainConfig) -> No
 
     model_config = HyperpriorConfig(n=args.channels, m=args.latent_channels, mean_scale=not args.scale_only,
                                     lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
+    if (args.task_loss is None) != (args.task_weight == 0):
+        raise InputError("--task-loss and a non-zero --task-weight go together")
     model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
-                                   val_fraction=args.val_fraction, init_from=args.init_from)
+                                   val_fraction=args.val_fraction, init_from=args.init_from,
+                                   whole_images=args.whole_images, task_loss=args.task_loss,
+                                   task_weight=args.task_weight)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 exports
     path = args.out / "model.safetensors"
@@ -224,12 +317,19 @@ def _train_image_hyperprior(args: argparse.Namespace, config: TrainConfig) -> No
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    from neuralcodec.eval.runner import evaluate_images
+    from neuralcodec.eval.runner import evaluate
+    from neuralcodec.eval.tasks import perception_task
 
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     if not codecs:
         raise InputError("--codecs is empty")
-    result = evaluate_images(codecs, args.data, args.out, limit=args.limit, anchor=args.anchor)
+    if args.task is None and args.data is None:
+        raise InputError("--data is required (a folder of images) unless a --task brings its own")
+    if args.task is None and (args.task_model or args.arch or args.weights):
+        raise InputError("--task-model, --arch and --weights need a --task")
+    task = perception_task(args.task, model=args.task_model, arch=args.arch, weights=args.weights) if args.task else None
+    result = evaluate(codecs, args.data, args.out, task=task, limit=args.limit, anchor=args.anchor,
+                      qualities=_parse_qualities(args.qualities))
     for name, reason in result["unavailable"].items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print((args.out / "summary.md").read_text(encoding="utf-8"))

@@ -239,7 +239,7 @@ def test_classical_rejects_bad_input() -> None:
     with pytest.raises(InputError):
         jpeg.encode(np.zeros((8, 8, 3), np.float32), 50)
     with pytest.raises(InputError):
-        jpeg.encode(np.zeros((8, 8), np.uint8), 50)
+        jpeg.encode(np.zeros((8, 8, 4), np.uint8), 50)
     with pytest.raises(InputError, match="quality"):
         jpeg.encode(np.zeros((8, 8, 3), np.uint8), 500)
     with pytest.raises(InputError):
@@ -262,3 +262,16 @@ def test_plot_rd_curves_writes_a_png(tmp_path) -> None:  # type: ignore[no-untyp
     assert [p.name for p in target.parent.iterdir()] == ["rd.png"]
     with pytest.raises(InputError):
         plot_rd_curves({}, target)
+
+
+def test_rate_at_quality_interpolates_in_log_rate_on_the_best_so_far_curve() -> None:
+    from neuralcodec.eval.bdrate import rate_at_quality
+
+    # the 0.4 bpp point (0.9) is worse than the 0.2 bpp one (0.95): target 0.9 lies between 0.1 and 0.2
+    # bpp, at fraction (0.9 - 0.5) / (0.95 - 0.5) = 8/9 of the log-rate interval: 0.1 * 2 ** (8/9)
+    assert rate_at_quality([(0.1, 0.5), (0.4, 0.9), (0.2, 0.95), (1, 1)], 0.9) == pytest.approx(0.1 * 2 ** (8 / 9))
+    assert rate_at_quality([(0.1, 0.5), (0.4, 1.0)], 0.75) == pytest.approx(0.2)  # geometric mean
+    assert rate_at_quality([(0.1, 0.95)], 0.9) == 0.1
+    assert rate_at_quality([(0.1, 0.5), (0.3, 0.6)], 0.7) is None
+    with pytest.raises(InputError):
+        rate_at_quality([(0.0, 0.5)], 0.4)

@@ -15,7 +15,7 @@ from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval.adapters import LearnedImageAdapter, image_adapter
 from neuralcodec.eval.ffmpeg_codecs import FFMPEG_CODECS
 from neuralcodec.eval.metrics import psnr
-from neuralcodec.eval.runner import ROWS_NAME, evaluate_images
+from neuralcodec.eval.runner import ROWS_NAME, evaluate
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_unknown_codec_names_the_known_ones():
 
 def test_sweep_writes_reports_and_resumes(image_folder: Path, tmp_path: Path, tiny_weights: Path):
     out = tmp_path / "results"
-    result = evaluate_images(["jpeg", "webp", str(tiny_weights)], image_folder, out, progress=False)
+    result = evaluate(["jpeg", "webp", str(tiny_weights)], image_folder, out, progress=False)
     expected_rows = 2 * (len(image_adapter("jpeg").qualities) + len(image_adapter("webp").qualities) + 2)
     assert len(result["rows"]) == expected_rows
     assert {"webp", "tiny-test"} <= set(result["bd_rate_percent_vs_anchor"]) and result["anchor"] == "jpeg"
@@ -75,7 +75,7 @@ def test_sweep_writes_reports_and_resumes(image_folder: Path, tmp_path: Path, ti
     lines = (out / ROWS_NAME).read_text().splitlines()
     with open(out / ROWS_NAME, "a") as handle:  # a line cut by a killed run is measured again
         handle.write(lines[-1][: len(lines[-1]) // 2])
-    again = evaluate_images(["jpeg", "webp", str(tiny_weights)], image_folder, out, progress=False)
+    again = evaluate(["jpeg", "webp", str(tiny_weights)], image_folder, out, progress=False)
     assert len(again["rows"]) == expected_rows
     assert again["curves"]["jpeg"] == result["curves"]["jpeg"]
 
@@ -85,5 +85,5 @@ def test_cli_eval_prints_the_summary(image_folder: Path, tmp_path: Path, capsys)
                  "--limit", "1"]) == 0
     printed = capsys.readouterr().out
     assert "BD-rate" in printed and "webp" in printed
-    assert json.loads((tmp_path / "r" / "results.json").read_text())["images"] == 1
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["samples"] == 1
     assert main(["eval", "--codecs", "bogus", "--data", str(image_folder), "--out", str(tmp_path / "r")]) == 2

@@ -93,14 +93,20 @@ def test_cli_train_exports_weights_that_encode(image_folder: Path, tmp_path: Pat
 
 
 def test_cli_train_can_start_from_existing_weights(image_folder: Path, tmp_path: Path, tiny_weights: Path):
-    def args(out: Path, channels: str) -> list[str]:
+    def args(out: Path, channels: str, lambdas: tuple[str, ...] = ("0.01", "0.05")) -> list[str]:
         return ["train", "image-hyperprior", "--data", str(image_folder), "--out", str(out), "--steps", "1",
-                "--channels", channels, "--latent-channels", "24", "--lmbda", "0.01", "--lmbda", "0.05",
+                "--channels", channels, "--latent-channels", "24", *(f"--lmbda={v}" for v in lambdas),
                 "--crop", "64", "--batch-size", "2", "--device", "cpu", "--init-from", str(tiny_weights)]
 
     assert main(args(tmp_path / "finetune", "16")) == 0
     assert (tmp_path / "finetune" / "model.safetensors").exists()
     assert main(args(tmp_path / "mismatch", "8")) == 2  # architecture differs from the weights
+    # new λs for the same number of levels: the levels are fine-tuned to them and the export records them
+    assert main(args(tmp_path / "lower", "16", ("0.005", "0.02"))) == 0
+    from neuralcodec.pretrained import load_weights_file
+
+    assert load_weights_file(tmp_path / "lower" / "model.safetensors").config["lambdas"] == [0.005, 0.02]
+    assert main(args(tmp_path / "levels", "16", ("0.005",))) == 2  # a different number of levels
 
 
 def test_exported_weights_are_byte_identical_every_time(tmp_path: Path):

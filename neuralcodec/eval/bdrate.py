@@ -99,3 +99,29 @@ def bd_rate_or_reason(anchor: Curve, test: Curve, method: Method = "pchip") -> f
         return round(bd_rate(anchor, test, method=method), 2)
     except Exception as error:  # any reason the curves cannot be compared is reported, not raised
         return f"n/a ({error})"
+
+
+def rate_at_quality(curve: Curve, target: float) -> float | None:
+    """The lowest rate at which ``curve`` reaches quality ``target`` (higher quality = better), or None
+    when no point does.
+
+    The curve is first made monotone by keeping, at every rate, the best quality reached at that rate or
+    below (a codec can always spend the bits of a better setting); between the two points that bracket
+    ``target`` the rate is interpolated linearly in log-rate. Used for "rate at parity task accuracy".
+    """
+    points = sorted(curve)
+    if not points or any(rate <= 0 for rate, _ in points):
+        raise InputError("rate_at_quality needs points with positive rates")
+    best = -np.inf
+    previous: tuple[float, float] | None = None
+    for rate, quality in points:
+        if quality > best:
+            if quality >= target:
+                if previous is None:
+                    return float(rate)
+                (r0, q0) = previous
+                fraction = (target - q0) / (quality - q0)
+                return float(np.exp(np.log(r0) + fraction * (np.log(rate) - np.log(r0))))
+            best = quality
+            previous = (rate, quality)
+    return None

@@ -1,6 +1,7 @@
 """Classical image codecs (JPEG, WebP, AVIF, JPEG 2000) behind one adapter, all through Pillow.
 
-Every adapter takes an ``H x W x 3`` uint8 RGB image and one knob value where larger means more
+Every adapter takes an ``H x W x 3`` uint8 RGB image (or ``H x W`` grey: JPEG and JPEG 2000 code one
+plane, WebP and AVIF code it as colour and decode to RGB) and one knob value where larger means more
 bits and higher quality. Each ``qualities`` sweep was set to span about 0.05-2 bpp in 10-12
 points on Kodak ``kodim23``; busier photos shift every sweep upwards (``kodim13``: ~0.1-5 bpp).
 """
@@ -16,7 +17,8 @@ from PIL import Image, UnidentifiedImageError, features
 
 from neuralcodec.errors import InputError, NeuralCodecError
 
-SaveOptions = Callable[[float], dict[str, object]]
+SaveOptions = Callable[[float, int], dict[str, object]]
+"""Pillow save options from (knob value, number of channels)."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class ClassicalImageCodec:
 
     name: str
     pil_format: str
+    accepts_gray = True
     pil_feature: str
     knob: str
     knob_range: tuple[float, float]
@@ -42,22 +45,22 @@ class ClassicalImageCodec:
         return self.unavailable_reason() is None
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
-        """Compress an ``H x W x 3`` uint8 image at knob value ``quality``."""
+        """Compress an ``H x W x 3`` (or ``H x W`` grey) uint8 image at knob value ``quality``."""
         self._require_available()
-        _check_rgb_uint8(image)
+        check_image_uint8(image)
         low, high = self.knob_range
         if not low <= quality <= high:
             raise InputError(f"{self.name} {self.knob} must be in [{low}, {high}], got {quality}")
         buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format=self.pil_format, **self.save_options(quality))
+        Image.fromarray(image).save(buffer, format=self.pil_format, **self.save_options(quality, 1 if image.ndim == 2 else 3))
         return buffer.getvalue()
 
     def decode(self, data: bytes) -> np.ndarray:
-        """Decompress bytes made by :meth:`encode` into an ``H x W x 3`` uint8 image."""
+        """Decompress bytes made by :meth:`encode`: ``H x W`` for a grey stream, else ``H x W x 3`` uint8."""
         self._require_available()
         try:
             with Image.open(io.BytesIO(data), formats=[self.pil_format]) as image:
-                return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+                return np.asarray(image.convert("L" if image.mode == "L" else "RGB"), dtype=np.uint8).copy()
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise InputError(f"not a decodable {self.name} stream: {error}") from error
 
@@ -68,40 +71,40 @@ class ClassicalImageCodec:
             raise NeuralCodecError(f"{self.name} is unavailable: {reason}")
 
 
-def _check_rgb_uint8(image: np.ndarray) -> None:
-    """Raise InputError unless ``image`` is a non-empty ``H x W x 3`` uint8 array."""
+def check_image_uint8(image: np.ndarray) -> None:
+    """Raise InputError unless ``image`` is a non-empty ``H x W x 3`` or ``H x W`` uint8 array."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         found = getattr(image, "dtype", type(image).__name__)
         raise InputError(f"expected a uint8 numpy image, got {found}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"expected an H x W x 3 image, got shape {image.shape}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3) or 0 in image.shape:
+        raise InputError(f"expected an H x W x 3 or H x W image, got shape {image.shape}")
 
 
-def _jpeg_options(quality: float) -> dict[str, object]:
+def _jpeg_options(quality: float, channels: int) -> dict[str, object]:
     """Baseline JPEG, 4:2:0 chroma, optimized Huffman tables."""
     return {"quality": int(quality), "subsampling": "4:2:0", "optimize": True}
 
 
-def _webp_options(quality: float) -> dict[str, object]:
+def _webp_options(quality: float, channels: int) -> dict[str, object]:
     """Lossy WebP at the slowest, best method."""
     return {"quality": float(quality), "lossless": False, "method": 6}
 
 
-def _avif_options(quality: float) -> dict[str, object]:
+def _avif_options(quality: float, channels: int) -> dict[str, object]:
     """AVIF at encoder speed 4 with 4:2:0 chroma."""
     return {"quality": int(quality), "speed": 4, "subsampling": "4:2:0"}
 
 
-def _jpeg2000_options(bits_per_pixel: float) -> dict[str, object]:
+def _jpeg2000_options(bits_per_pixel: float, channels: int) -> dict[str, object]:
     """A raw JPEG 2000 codestream (9/7 wavelet, colour transform) at a target rate in bpp.
 
-    OpenJPEG's "rates" mode takes a compression ratio against the raw 24 bits per RGB pixel.
+    OpenJPEG's "rates" mode takes a compression ratio against the raw 8 bits per sample (24 per RGB pixel).
     """
     return {
         "quality_mode": "rates",
-        "quality_layers": [24.0 / bits_per_pixel],
+        "quality_layers": [8.0 * channels / bits_per_pixel],
         "irreversible": True,
-        "mct": 1,
+        "mct": 1 if channels == 3 else 0,
         "no_jp2": True,
     }
 

@@ -3,7 +3,7 @@
 Each adapter writes the RGB image as PNG, runs ``ffmpeg`` to a raw bitstream (no container, so the
 size is the codec's own: .jxl codestream, HEVC Annex B, AV1 OBUs) and decodes it back to RGB. HEVC and
 AV1 code 4:2:0 YUV (the RGB->YUV conversion and chroma subsampling are part of their loss, as in
-practice); odd sizes are padded by edge replication and cropped back. The knob is each codec's own:
+practice), and grey (``H x W``) images as one grey plane; odd sizes are padded by edge replication and cropped back. The knob is each codec's own:
 Butteraugli distance for JPEG XL, CRF for HEVC and AV1 (smaller = more bits). Without ffmpeg, or with
 an ffmpeg lacking the encoder, an adapter reports itself unavailable instead of failing.
 """
@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from neuralcodec.errors import InputError, NeuralCodecError
+from neuralcodec.eval.classical import check_image_uint8
 
 TIMEOUT_S = 300
 
@@ -34,7 +35,17 @@ def _encoders() -> frozenset[str]:
     return frozenset(line.split()[1] for line in listing.stdout.splitlines()[1:] if len(line.split()) > 1)
 
 
-def _run(args: list[str], what: str) -> None:
+def ffmpeg_unavailable_reason(encoder: str) -> str | None:
+    """Why ffmpeg cannot encode with ``encoder`` here (not installed, or built without it), or None."""
+    if shutil.which("ffmpeg") is None:
+        return "ffmpeg is not installed (apt-get install ffmpeg)"
+    if encoder not in _encoders():
+        return f"this ffmpeg has no {encoder} encoder"
+    return None
+
+
+def run_ffmpeg(args: list[str], what: str) -> None:
+    """Run ``ffmpeg -y ARGS`` quietly; NeuralCodecError (with ffmpeg's message) if it fails or hangs."""
     try:
         done = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args],
                               capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -56,18 +67,14 @@ class FfmpegImageCodec:
     options: tuple[str, ...]
     """Encoder options; ``{q}`` is replaced by the knob value."""
     yuv420: bool
+    accepts_gray = True
 
     def unavailable_reason(self) -> str | None:
-        if shutil.which("ffmpeg") is None:
-            return "ffmpeg is not installed (apt-get install ffmpeg)"
-        if self.encoder not in _encoders():
-            return f"this ffmpeg has no {self.encoder} encoder"
-        return None
+        return ffmpeg_unavailable_reason(self.encoder)
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
-        """The raw bitstream of ``image`` (H x W x 3 uint8) at knob value ``quality``."""
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-            raise InputError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
+        """The raw bitstream of ``image`` (H x W x 3 or H x W grey uint8) at knob value ``quality``."""
+        check_image_uint8(image)
         reason = self.unavailable_reason()
         if reason:
             raise NeuralCodecError(f"{self.name} is unavailable: {reason}")
@@ -77,15 +84,15 @@ class FfmpegImageCodec:
             Image.fromarray(padded).save(source)
             value = f"{quality:g}"
             options = [part.replace("{q}", value) for part in self.options]
-            pixel_format = ["-pix_fmt", "yuv420p"] if self.yuv420 else []
-            _run(["-i", str(source), "-frames:v", "1", "-c:v", self.encoder, *options, *pixel_format, str(target)],
+            pixel_format = ["-pix_fmt", "gray" if image.ndim == 2 else "yuv420p"] if self.yuv420 else []
+            run_ffmpeg(["-i", str(source), "-frames:v", "1", "-c:v", self.encoder, *options, *pixel_format, str(target)],
                  f"{self.name} encode")
             data = target.read_bytes()
         # the decoder needs the true size back: a 4-byte prefix (height, width as uint16) for padded codecs
         return (image.shape[0].to_bytes(2, "big") + image.shape[1].to_bytes(2, "big") + data) if self.yuv420 else data
 
     def decode(self, data: bytes) -> np.ndarray:
-        """The RGB image of a bitstream made by :meth:`encode`."""
+        """The image of a bitstream made by :meth:`encode`: H x W for a grey stream, else H x W x 3."""
         height = width = None
         if self.yuv420:
             if len(data) < 5:
@@ -94,15 +101,15 @@ class FfmpegImageCodec:
         with tempfile.TemporaryDirectory() as work:
             source, target = Path(work) / f"in{self.suffix}", Path(work) / "out.png"
             source.write_bytes(data)
-            _run(["-i", str(source), "-frames:v", "1", "-pix_fmt", "rgb24", str(target)], f"{self.name} decode")
-            with Image.open(target) as decoded:
-                rgb = np.asarray(decoded.convert("RGB"), dtype=np.uint8)
-        return np.ascontiguousarray(rgb[:height, :width]) if self.yuv420 else rgb.copy()
+            run_ffmpeg(["-i", str(source), "-frames:v", "1", str(target)], f"{self.name} decode")
+            with Image.open(target) as decoded:  # ffmpeg writes a grey PNG for a grey stream
+                pixels = np.asarray(decoded.convert("L" if decoded.mode == "L" else "RGB"), dtype=np.uint8)
+        return np.ascontiguousarray(pixels[:height, :width]) if self.yuv420 else pixels.copy()
 
 
 def _pad_even(image: np.ndarray) -> np.ndarray:
     """Edge-replicate to even height and width (4:2:0 needs them)."""
-    return np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
+    return np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2)) + ((0, 0),) * (image.ndim - 2), mode="edge")
 
 
 JPEGXL = FfmpegImageCodec("jpegxl", "libjxl", ".jxl", "Butteraugli distance (smaller = more bits)",

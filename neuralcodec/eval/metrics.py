@@ -1,4 +1,4 @@
-"""Distortion and rate metrics: PSNR (RGB and BT.601 luma), MS-SSIM, bits per pixel, audio SNR.
+"""Distortion and rate metrics: PSNR (RGB and BT.601 luma), SSIM, MS-SSIM, bits per pixel, audio SNR.
 
 Image inputs are either two numpy arrays laid out channels-last (``H x W x 3``, or ``H x W`` for
 grey) or two torch tensors laid out channels-first (``3 x H x W`` or ``N x 3 x H x W``). The peak
@@ -14,6 +14,7 @@ from typing import Union
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim as _pytorch_ms_ssim
+from pytorch_msssim import ssim as _pytorch_ssim
 
 from neuralcodec.errors import InputError
 
@@ -130,6 +131,16 @@ def ms_ssim(x: ArrayOrTensor, y: ArrayOrTensor, peak: float | None = None) -> fl
     return float(_pytorch_ms_ssim(_to_nchw(a), _to_nchw(b), data_range=peak))
 
 
+def ssim(x: ArrayOrTensor, y: ArrayOrTensor, peak: float | None = None) -> float:
+    """Single-scale SSIM (11-tap Gaussian window, sigma 1.5, K1 0.01, K2 0.03) averaged over channels/batch:
+    the structural metric for images too small for MS-SSIM (both sides must be at least 11 px)."""
+    a, b, peak = _prepare(x, y, peak)
+    height, width = (a.shape[0], a.shape[1]) if a.ndim <= 3 else (a.shape[1], a.shape[2])
+    if min(height, width) < 11:
+        raise InputError(f"ssim needs both sides >= 11 px, got {height}x{width}")
+    return float(_pytorch_ssim(_to_nchw(a), _to_nchw(b), data_range=peak))
+
+
 def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
     """Rate in bits per pixel of ``num_bytes`` spent on a ``height x width`` image."""
     if num_bytes < 0:
@@ -137,6 +148,15 @@ def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
     if height <= 0 or width <= 0:
         raise InputError(f"image size must be positive, got {height}x{width}")
     return 8.0 * num_bytes / (height * width)
+
+
+def kilobits_per_second(num_bytes: int, num_samples: int, sample_rate: int) -> float:
+    """Rate in kbit/s of ``num_bytes`` spent on ``num_samples`` audio samples at ``sample_rate`` Hz."""
+    if num_bytes < 0:
+        raise InputError(f"num_bytes must be >= 0, got {num_bytes}")
+    if num_samples <= 0 or sample_rate <= 0:
+        raise InputError(f"audio length and sample rate must be positive, got {num_samples} at {sample_rate} Hz")
+    return 8.0 * num_bytes * sample_rate / num_samples / 1000.0
 
 
 def snr_db(reference: ArrayOrTensor, estimate: ArrayOrTensor) -> float:

@@ -13,9 +13,11 @@ from neuralcodec.errors import InputError
 
 
 def _draw(
-    curves: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str, title: str
+    curves: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str, title: str,
+    log_x: bool = False, reference: tuple[str, float] | None = None,
 ) -> Figure:
-    """A figure with one line-and-markers series per codec, points sorted by rate."""
+    """A figure with one line-and-markers series per codec, points sorted by rate, and an optional
+    dashed horizontal reference line ``(label, value)``."""
     figure = Figure(figsize=(6.4, 4.8), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -24,6 +26,10 @@ def _draw(
             raise InputError(f"RD curve {name!r} has no points")
         rates, qualities = zip(*sorted(points))
         axes.plot(rates, qualities, marker="o", markersize=4, label=name)
+    if reference is not None:
+        axes.axhline(reference[1], color="black", linestyle="--", linewidth=1, label=reference[0])
+    if log_x:
+        axes.set_xscale("log")
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
@@ -39,14 +45,17 @@ def plot_rd_curves(
     xlabel: str = "bits per pixel",
     ylabel: str = "PSNR (dB)",
     title: str = "Rate-distortion",
+    log_x: bool = False,
+    reference: tuple[str, float] | None = None,
 ) -> Path:
-    """Plot ``{codec: [(rate, quality), ...]}`` into a PNG at ``path`` and return that path.
+    """Plot ``{codec: [(rate, quality), ...]}`` into a PNG at ``path`` and return that path; ``log_x``
+    puts the x axis on a log scale and ``reference`` adds a dashed ``(label, value)`` line.
 
     The PNG is written beside ``path`` first and renamed over it, so readers never see half a file.
     """
     if not curves:
         raise InputError("no RD curves to plot")
-    figure = _draw(curves, xlabel, ylabel, title)
+    figure = _draw(curves, xlabel, ylabel, title, log_x, reference)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -15,13 +15,27 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".p
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """All image files under ``folder`` (recursively), sorted for reproducibility."""
+    """All image files under ``folder`` (recursively), sorted for reproducibility; or, when ``folder`` is
+    a ``.txt`` file, the images it lists one per line (paths relative to the list's folder)."""
     root = Path(folder)
+    if root.suffix == ".txt" and root.is_file():
+        return _listed_images(root)
     if not root.is_dir():
-        raise InputError(f"training data folder not found: {root}")
+        raise InputError(f"image folder not found: {root}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
+    return files
+
+
+def _listed_images(listing: Path) -> list[Path]:
+    names = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+    files = [listing.parent / name for name in names]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"{listing} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+    if not files:
+        raise InputError(f"{listing} lists no images")
     return files
 
 
@@ -99,6 +113,28 @@ class CenterCropDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(self.patches[index])).permute(2, 0, 1).float() / 255.0
+
+
+class WholeImageDataset(Dataset):
+    """Whole images of one common size (e.g. aligned faces), with random horizontal flips when ``flip``;
+    the training task pads them to the model's size multiple and scores only the real pixels."""
+
+    def __init__(self, files: list[Path], flip: bool = True, seed: int = 0) -> None:
+        self.images = [load_rgb(path) for path in files]
+        sizes = {image.shape for image in self.images}
+        if len(sizes) != 1:
+            raise InputError(f"whole-image training needs images of one size; found {sorted(sizes)[:3]}")
+        self.flip = flip
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        if self.flip and self.rng.random() < 0.5:
+            image = image[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
 def split_files(files: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
 from neuralcodec.codecs.registry import resolve_weights
 from neuralcodec.errors import InputError
-from neuralcodec.train.datasets import CenterCropDataset, RandomCropDataset, list_images, split_files
+from neuralcodec.train.datasets import (
+    CenterCropDataset, RandomCropDataset, WholeImageDataset, list_images, split_files,
+)
 from neuralcodec.train.image_task import ImageRateDistortionTask
+from neuralcodec.train.losses import RateDistortionLoss
 from neuralcodec.train.loop import TrainConfig, fit
+from neuralcodec.train.task_loss import TaskDistortion, rgb_to_gray
+
+
+def perception_task_distortion(model: str) -> TaskDistortion:
+    """The task-aware distortion of a shipped (or trained) grey perception model: its output on the
+    channel mean of the codec's RGB images (grey inputs are coded as three equal channels)."""
+    from neuralcodec.perception.weights import load_perception_model
+
+    return TaskDistortion(load_perception_model(model), to_input=rgb_to_gray)
 
 
 def train_image_hyperprior(
@@ -22,26 +35,39 @@ def train_image_hyperprior(
     crop: int = 256,
     val_fraction: float = 0.05,
     init_from: str | Path | None = None,
+    whole_images: bool = False,
+    task_loss: str | None = None,
+    task_weight: float = 0.0,
 ) -> ImageHyperprior:
     """Train (or resume) an :class:`ImageHyperprior` on random crops of the images under ``data``.
 
     A deterministic ``val_fraction`` of the files is held out for validation. Checkpoints and the
     JSONL log go to ``config.out_dir``. ``init_from`` (a shipped model id or a .safetensors path)
     starts from existing weights, e.g. to fine-tune a domain codec; a checkpoint in ``out_dir`` wins.
+    ``whole_images`` trains on whole same-size images (e.g. faces) instead of random crops. ``task_loss``
+    (a classifier or face-embedder id/path) adds ``task_weight`` x its task-aware distortion to the loss.
     """
     train_files, val_files = split_files(list_images(data), val_fraction)
-    train_set = RandomCropDataset(
-        train_files, crop=crop, samples_per_epoch=max(1000, config.batch_size * 100), seed=config.seed
-    )
-    val_set = CenterCropDataset(val_files, crop=256) if val_files else None
+    if whole_images:
+        train_set = WholeImageDataset(train_files, seed=config.seed)
+        val_set = WholeImageDataset(val_files, flip=False) if val_files else None
+    else:
+        train_set = RandomCropDataset(
+            train_files, crop=crop, samples_per_epoch=max(1000, config.batch_size * 100), seed=config.seed
+        )
+        val_set = CenterCropDataset(val_files, crop=256) if val_files else None
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
     if init_from is not None:
         model = model_from_weights(resolve_weights(str(init_from), ImageHyperpriorCodec.name))
-        if model.config != model_config:
+        same_levels = model.config.levels == model_config.levels
+        if not same_levels or replace(model.config, lambdas=model_config.lambdas) != model_config:
             raise InputError(f"{init_from} has architecture {model.config}, not the requested {model_config}")
+        model.config = model_config  # new λs for the same levels: fine-tuning moves each level's gains
     else:
         model = ImageHyperprior(model_config)
-    task = ImageRateDistortionTask(model_config.lambdas, metric)
+    distortion = perception_task_distortion(task_loss) if task_loss else None
+    loss = RateDistortionLoss(metric, task_distortion=distortion, task_weight=task_weight)
+    task = ImageRateDistortionTask(model_config.lambdas, loss)
     return fit(model, task, train_set, val_set, config)

@@ -187,7 +187,7 @@ def fit(
         for batch in loader:
             if step >= config.steps:
                 break
-            batch = batch.to(env.device, non_blocking=True)
+            batch = _to_device(batch, env.device)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _learning_rate_factor(step, config)
             model.train()
@@ -228,6 +228,13 @@ def fit(
         _validate(model, task, val_loader, log_path, step)
     env.close()
     return model
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """A batch (a tensor, or a tuple/list of tensors such as images and labels) moved to ``device``."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(part, device) for part in batch)
+    return batch.to(device, non_blocking=True)
 
 
 def _validate(model: nn.Module, task: TrainingTask, loader: DataLoader, log_path: Path, step: int) -> None:

@@ -1,4 +1,5 @@
-"""Training losses: rate-distortion (MSE or MS-SSIM distortion) with a per-sample trade-off λ."""
+"""Training losses: rate-distortion (MSE or MS-SSIM distortion, optionally plus a task-aware term) with a
+per-sample trade-off λ."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 
 import torch
 from pytorch_msssim import ms_ssim
+
+from neuralcodec.train.task_loss import TaskDistortion
 
 
 def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
@@ -25,16 +28,21 @@ def psnr_from_mse(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
 
 
 class RateDistortionLoss:
-    """L = bpp + λ·D per sample, averaged over the batch.
+    """L = bpp + λ·(D + α·D_task) per sample, averaged over the batch.
 
     ``metric="mse"``: D = 255²·MSE (the convention of CompressAI's λ values);
     ``metric="ms-ssim"``: D = 1 − MS-SSIM (use λ roughly 100-3000x larger than for MSE).
+    ``task_distortion`` (optional): a :class:`TaskDistortion` (1 − cosine between a frozen network's
+    features on x and x̂), weighted by ``task_weight`` = α in units of D.
     """
 
-    def __init__(self, metric: str = "mse") -> None:
+    def __init__(self, metric: str = "mse", task_distortion: TaskDistortion | None = None,
+                 task_weight: float = 0.0) -> None:
         if metric not in ("mse", "ms-ssim"):
             raise ValueError(f"unknown distortion metric {metric!r} (use 'mse' or 'ms-ssim')")
         self.metric = metric
+        self.task_distortion = task_distortion
+        self.task_weight = task_weight
 
     def __call__(self, output: dict, x: torch.Tensor, lmbda: torch.Tensor) -> dict[str, torch.Tensor]:
         x_hat = output["x_hat"].float()
@@ -45,5 +53,9 @@ class RateDistortionLoss:
             distortion = 255**2 * per_sample_mse(x_hat, x)
         else:
             distortion = 1 - ms_ssim(x_hat, x, data_range=1.0, size_average=False)
-        loss = (bpp + lmbda * distortion).mean()
-        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr_from_mse(mse).mean()}
+        metrics = {"bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr_from_mse(mse).mean()}
+        if self.task_distortion is not None:
+            task_distance = self.task_distortion(x_hat.clamp(0, 1), x)
+            distortion = distortion + self.task_weight * task_distance
+            metrics["task_distance"] = task_distance.mean()
+        return {"loss": (bpp + lmbda * distortion).mean(), **metrics}
