@@ -36,6 +36,9 @@ bench: $(STAMP)
 		--codecs $(FACE_CODECS) $(FACE_QUALITIES)
 	$(PY) -m neuralcodec.cli eval --task speech-wer --codecs opus,mp3 --data ../shared/data/speech \
 		--out benchmarks/results/mpq-speech --qualities opus=6,8,12,16,24,32 --qualities mp3=8,16,24,32,48
+	$(PY) benchmarks/face_codec_study.py --ipr faces-ipr --mse faces-mse --out benchmarks/results/faces-ipr
+	$(PY) benchmarks/video_rd.py --out benchmarks/results/video
+	$(PY) benchmarks/video_speed.py --out benchmarks/results/video
 	$(PY) -m neuralcodec.cli eval --task classify --task-model classifier-mnist --limit 500 \
 		--data ../shared/data/mnist/t10k-images-idx3-ubyte.gz --out benchmarks/results/mpq-mnist \
 		--codecs jpeg,webp,avif,jpeg2000,hyperprior --qualities jpeg2000=0.15,0.25,0.35,0.5,0.7,1,1.4,2

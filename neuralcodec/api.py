@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuralcodec import container
-from neuralcodec.codecs.base import EncodeOptions
-from neuralcodec.codecs.registry import codec_for_payload, compact_code, compact_models, family_for_input, load_codec
+from neuralcodec.codecs.base import DEFAULT_GOP, EncodeOptions
+from neuralcodec.codecs.registry import codec_for_payload, compact_models, family_for_input, load_codec, serialize
 from neuralcodec.container import Limits
 from neuralcodec.errors import InputError
 from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
@@ -14,7 +14,7 @@ from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
 
 def encode_path(source: Path, target: Path, model: str | None = None, codec: str | None = None,
                 quality: float | None = None, verify: bool = False, device: str = "cpu",
-                limits: Limits = Limits()) -> dict:
+                limits: Limits = Limits(), gop: int | None = None, fps: float | None = None) -> dict:
     """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds."""
     if not source.exists():
         raise InputError(f"input not found: {source}")
@@ -23,13 +23,15 @@ def encode_path(source: Path, target: Path, model: str | None = None, codec: str
     if model is None and codec is None:
         codec = family_for_input(source)
     file_codec = load_codec(model, codec, device)
-    result = file_codec.encode_file(source, EncodeOptions(quality=quality, verify=verify, device=device, limits=limits))
-    code = compact_code(result.payload.model_id, result.payload.weights_hash) if result.compact else None
-    data = container.write(result.payload) if code is None else container.write_compact(result.payload, code)
+    options = EncodeOptions(quality=quality, verify=verify, device=device, limits=limits, gop=gop or DEFAULT_GOP,
+                            fps=fps)
+    result = file_codec.encode_file(source, options)
+    data = serialize(result.payload, result.compact)
     atomic_write_bytes(target, data)
     stats = {"codec": result.payload.codec, "model": result.payload.model_id, "bytes": len(data), **result.stats}
     if "width" in stats and "height" in stats:
-        stats["bpp"] = round(8 * len(data) / (stats["width"] * stats["height"] * stats.get("images", 1)), 5)
+        count = stats.get("images", stats.get("frames", 1))
+        stats["bpp"] = round(8 * len(data) / (stats["width"] * stats["height"] * count), 5)
     return stats
 
 

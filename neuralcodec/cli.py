@@ -29,6 +29,8 @@ EPILOG = """examples:
   codec encode digit.png digit.ncd              (28x28 grayscale: lossless circuit codec)
   codec encode t10k-images-idx3-ubyte.gz test.ncd && codec decode test.ncd restored-idx3-ubyte.gz
   codec train lossless-pc --data train-images-idx3-ubyte.gz --out runs/my-pc --hidden 32
+  codec encode clip.y4m clip.ncd --quality 3 --gop 10 && codec decode clip.ncd decoded.y4m
+  codec train video-st --data clips/ --synthetic-from photos/ --out runs/my-video --steps 4000
   codec eval --codecs jpeg,webp,avif,hevc,hyperprior --data kodak/ --out results/kodak
 """
 
@@ -36,8 +38,10 @@ EPILOG = """examples:
 def _add_encode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress a file into an .ncd file",
                        description="Compress an image into an .ncd file with a learned codec.")
-    p.add_argument("input", type=Path, help="input image (PNG, JPEG, WebP, BMP, TIFF...); for the lossless codec also "
-                                            "an IDX file (*-ubyte[.gz]) or a folder of same-size grayscale images")
+    p.add_argument("input", type=Path, help="input image (PNG, JPEG, WebP, BMP, TIFF...); a video (Y4M natively; MP4, "
+                                            "MKV, AVI... through ffmpeg; a folder of frames with --codec video-st); "
+                                            "for the lossless codec an IDX file (*-ubyte[.gz]) or a folder of "
+                                            "same-size grayscale images")
     p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
     p.add_argument("--quality", "-q", type=float, default=None,
                    help="rate knob of variable-rate models: 1 (smallest file) to the model's number of levels; "
@@ -45,6 +49,10 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
     p.add_argument("--codec", "-c", default=None, help="codec family (default: chosen from the input type)")
     p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
+    p.add_argument("--gop", type=int, default=None,
+                   help="video: group-of-pictures length, frames from one intra frame to the next (default 10)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="video from a folder of frames (--codec video-st): its frame rate (default 25)")
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
@@ -54,7 +62,9 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
                        description="Decompress an .ncd file; the output format follows the extension.")
     p.add_argument("input", type=Path, help="input .ncd file")
     p.add_argument("output", type=Path, help="output file, e.g. out.png, or for many images an IDX file "
-                                             "(*-ubyte[.gz]) or a new folder (written atomically)")
+                                             "(*-ubyte[.gz]) or a new folder; for video out.y4m, a lossless "
+                                             "out.mp4/out.mkv (ffmpeg) or a new folder of PNG frames "
+                                             "(written atomically)")
     p.add_argument("--model", "-m", default=None, help="weights to decode with, when not a shipped model (.safetensors)")
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
@@ -74,11 +84,12 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a codec on your own data",
                        description="Train a codec family on a folder of your data. Resumes from OUT/checkpoint.pt.")
-    p.add_argument("family", choices=["image-hyperprior", "lossless-pc", "classifier", "face-embedder"],
+    p.add_argument("family", choices=["image-hyperprior", "video-st", "lossless-pc", "classifier", "face-embedder"],
                    help="codec family to train, or a perception model for `codec eval --task`")
-    p.add_argument("--data", type=Path, required=True,
+    p.add_argument("--data", type=Path, default=None,
                    help="image-hyperprior: folder of training images (searched recursively) or a .txt list of image "
-                        "paths; lossless-pc: an IDX "
+                        "paths; video-st: a folder of clips (folders of frames, videos), optional with "
+                        "--synthetic-from; lossless-pc: an IDX "
                         "file or a folder of same-size 8-bit grayscale images; classifier: an IDX images file with "
                         "its labels file beside it; face-embedder: the ORL faces folder (labels.csv), subjects "
                         "29-40 held out")
@@ -94,9 +105,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-loss", default=None, metavar="MODEL",
                    help="image-hyperprior: add a task-aware distortion, 1 - cosine between this frozen classifier's "
                         "or face embedder's outputs on x and on the reconstruction (shipped id or .safetensors)")
+    p.add_argument("--task-layers", default="", metavar="NAMES",
+                   help="with --task-loss: comma-separated submodules of the task network (e.g. features.3) whose "
+                        "outputs are compared too, averaged with the final output")
     p.add_argument("--task-weight", type=float, default=0.0,
                    help="alpha: weight of the task-aware distortion, in units of 255^2*MSE (with --task-loss)")
     p.add_argument("--hidden", type=int, default=32, help="lossless-pc: latent states per pixel (H)")
+    p.add_argument("--synthetic-from", type=Path, default=None, metavar="PHOTOS",
+                   help="video-st: also train on clips synthesized from these photos (pans, zooms, rotations, "
+                        "brightness drift)")
+    p.add_argument("--synthetic-clips", type=int, default=1500, help="video-st: number of synthetic clips")
+    p.add_argument("--clip-length", type=int, default=3, help="video-st: frames per training clip (I + P-frames)")
+    p.add_argument("--prior-width", type=int, default=128, help="video-st: width of the prior networks")
+    p.add_argument("--no-temporal", action="store_true", help="video-st ablation: no temporal prior")
+    p.add_argument("--no-spatial", action="store_true", help="video-st ablation: no checkerboard spatial context")
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, default=None,
                    help="default: 8 image-hyperprior, 256 lossless-pc, 128 classifier, 32 face-embedder")
@@ -115,7 +137,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on GPU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init-from", default=None,
-                   help="start from these weights (shipped model id or .safetensors) instead of random ones")
+                   help="start from these weights (shipped model id or .safetensors) instead of random ones; "
+                        "video-st: the frozen image model whose transforms code the frames (default: the shipped "
+                        "image-hyperprior)")
     p.add_argument("--model-id", default=None, help="id stored in the exported weights (default: the run folder name)")
 
 
@@ -193,7 +217,7 @@ def _run_encode(args: argparse.Namespace) -> None:
     from neuralcodec.api import encode_path
 
     stats = encode_path(args.input, args.output, model=args.model, codec=args.codec, quality=args.quality,
-                        verify=args.verify, device=args.device)
+                        verify=args.verify, device=args.device, gop=args.gop, fps=args.fps)
     _print_stats(stats, args.json)
 
 
@@ -245,13 +269,16 @@ def _run_train(args: argparse.Namespace) -> None:
     )
     if args.no_amp or args.family == "lossless-pc":
         config.amp = False  # the circuit's log-space sums need float32
-    trainers = {"image-hyperprior": _train_image_hyperprior, "lossless-pc": _train_lossless_pc,
+    if args.data is None and not (args.family == "video-st" and args.synthetic_from is not None):
+        raise InputError(f"codec train {args.family} needs --data")
+    trainers = {"image-hyperprior": _train_image_hyperprior, "video-st": _train_video, "lossless-pc": _train_lossless_pc,
                 "classifier": _train_perception_model, "face-embedder": _train_perception_model}
     trainers[args.family](args, config)
 
 
 FAMILY_TRAINING_DEFAULTS = {
     "image-hyperprior": {"batch_size": 8, "lr": 1e-4, "val_batch_size": 1},
+    "video-st": {"batch_size": 16, "lr": 5e-4, "val_batch_size": 32},
     "lossless-pc": {"batch_size": 256, "lr": 0.05, "val_batch_size": 256},
     "classifier": {"batch_size": 128, "lr": 2e-3, "val_batch_size": 512},
     "face-embedder": {"batch_size": 32, "lr": 2e-3, "val_batch_size": 128},
@@ -285,6 +312,21 @@ def _train_perception_model(args: argparse.Namespace, config: TrainConfig) -> No
 PERCEPTION_TASK_OF = {"classifier": "classify", "face-embedder": "face-id"}
 
 
+def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
+    from neuralcodec.train.export import export_video_model
+    from neuralcodec.train.video import train_video
+
+    model = train_video(config, args.init_from or "hyperprior-vr-n96", clips_root=args.data,
+                        photos_root=args.synthetic_from, synthetic_count=args.synthetic_clips, length=args.clip_length,
+                        crop=args.crop, hidden=args.prior_width, temporal=not args.no_temporal,
+                        spatial=not args.no_spatial, val_fraction=args.val_fraction)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    path = args.out / "model.safetensors"
+    export_video_model(model, path, model_id=args.model_id or args.out.name)
+    print(f"weights written to {path}; use them with `codec encode VIDEO OUT.ncd --model {path}`")
+
+
 def _train_lossless_pc(args: argparse.Namespace, config: TrainConfig) -> None:
     from neuralcodec.train.lossless import export_lossless_pc, train_lossless_pc
 
@@ -305,10 +347,13 @@ def _train_image_hyperprior(args: argparse.Namespace, config: TrainConfig) -> No
                                     lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
     if (args.task_loss is None) != (args.task_weight == 0):
         raise InputError("--task-loss and a non-zero --task-weight go together")
+    task_layers = tuple(name for name in args.task_layers.split(",") if name)
+    if task_layers and args.task_loss is None:
+        raise InputError("--task-layers needs --task-loss")
     model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
                                    val_fraction=args.val_fraction, init_from=args.init_from,
                                    whole_images=args.whole_images, task_loss=args.task_loss,
-                                   task_weight=args.task_weight)
+                                   task_weight=args.task_weight, task_layers=task_layers)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 exports
     path = args.out / "model.safetensors"

@@ -192,6 +192,19 @@ def _file_size(body_bytes: int) -> int:
     return size
 
 
+def encode_uvarint(value: int) -> bytes:
+    """Unsigned LEB128 bytes of ``value`` (>= 0), as every length and count in the format."""
+    if value < 0:
+        raise InputError(f"cannot write {value} as an unsigned varint")
+    return _uvarint(value)
+
+
+def decode_uvarint(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """``(value, next position)`` of the unsigned varint at ``data[pos:]``; CorruptFileError when cut or too long."""
+    cursor = _Cursor(memoryview(data), pos, len(data))
+    return cursor.uvarint(what), cursor.pos
+
+
 def _uvarint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:

@@ -72,6 +72,7 @@ def test_unknown_codec_lists_the_known_ones() -> None:
 @pytest.mark.parametrize("name", CODECS)
 def test_unavailable_without_ffmpeg_or_without_the_encoder(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = audio_adapter(name)
+    monkeypatch.setattr(ffmpeg_codecs.shutil, "which", lambda program: f"/usr/bin/{program}")
     monkeypatch.setattr(ffmpeg_codecs, "_encoders", lambda: frozenset())
     assert adapter.unavailable_reason() == f"this ffmpeg has no {adapter.encoder} encoder"
     monkeypatch.setattr(ffmpeg_codecs.shutil, "which", lambda program: None)

@@ -193,3 +193,48 @@ def test_shipped_model_rate_and_exactness_on_a_photo(photo: np.ndarray):
         payload, x_hat, stats = codec.compress(x, quality)
         assert torch.equal(codec.decompress(payload), x_hat)
         assert 8 * len(payload.sections["bits"]) <= stats["ideal_bits"] * 1.01 + 64
+
+
+def test_compact_layout_round_trips_and_refuses_what_it_cannot_hold():
+    from neuralcodec.codecs import image_compact
+
+    regular = container.Payload("image-hyperprior", "m", b"h" * 8,
+                                {"height": 112, "width": 92, "level": 2.5, "index_crc": 0xDEADBEEF, "grayscale": True},
+                                {"bits": b"\x01\x02\x03"})
+    packed = image_compact.pack(regular)
+    assert set(packed.sections) == {"stream"} and not packed.metadata
+    assert len(packed.sections["stream"]) == 1 + 1 + 2 + 1 + 2 + 3  # 112 | 92 | 640 | flags | check | bits
+    back = image_compact.unpack(packed)
+    assert back.sections == regular.sections
+    assert back.metadata == {"height": 112, "width": 92, "level": 2.5, "grayscale": True,
+                             "index_crc": 0xBEEF, "index_crc_mask": 0xFFFF}
+    assert image_compact.unpack(regular) is regular
+    assert image_compact.pack(container.Payload("c", "m", b"", {**regular.metadata, "level": 1 / 3}, regular.sections)) is None
+    with_alpha = container.Payload("c", "m", b"", regular.metadata, {**regular.sections, "alpha": b"x"})
+    assert image_compact.pack(with_alpha) is None
+    with pytest.raises(CorruptFileError):
+        image_compact.unpack(container.Payload("c", "m", b"", {}, {"stream": b"\x70\x5c"}))
+
+
+def test_models_with_a_compact_code_write_few_byte_headers(tiny_weights: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    from neuralcodec import api
+    from neuralcodec.codecs import registry
+    from neuralcodec.container import CompactModel
+
+    codec = load_codec(str(tiny_weights))
+    weights = CompactModel(codec.name, codec.model_id, codec.weights_hash)
+    monkeypatch.setattr(registry, "compact_models", lambda: {9: weights})
+    monkeypatch.setattr(api, "compact_models", lambda: {9: weights})
+    face = np.random.default_rng(0).integers(0, 256, (112, 92), dtype=np.uint8)
+    Image.fromarray(face).save(tmp_path / "face.png")
+    compact = encode_path(tmp_path / "face.png", tmp_path / "face.ncd", model=str(tiny_weights), quality=1)
+    assert (tmp_path / "face.ncd").read_bytes()[:2] == container.COMPACT_MAGIC
+    monkeypatch.setattr(registry, "compact_models", lambda: {})
+    regular = encode_path(tmp_path / "face.png", tmp_path / "face-regular.ncd", model=str(tiny_weights), quality=1)
+    assert regular["bytes"] - compact["bytes"] > 60  # the regular header's codec/model names, hash and metadata
+    monkeypatch.setattr(registry, "compact_models", lambda: {9: weights})
+    decode_path(tmp_path / "face.ncd", tmp_path / "a.png", model=str(tiny_weights))
+    decode_path(tmp_path / "face-regular.ncd", tmp_path / "b.png", model=str(tiny_weights))
+    a, b = np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))
+    assert a.ndim == 2 and np.array_equal(a, b)  # grey comes back grey, identical to the regular file's decoding

@@ -90,8 +90,16 @@ def test_cli_trains_a_task_aware_codec_from_a_file_list(face_images: Path, tmp_p
     listing.write_text("\n".join(f"faces/{i}.png" for i in range(3)) + "\n")
     assert main(["train", "image-hyperprior", "--data", str(listing), "--whole-images", "--out", str(tmp_path / "r"),
                  "--channels", "8", "--latent-channels", "12", "--lmbda", "0.01", "--steps", "2", "--batch-size", "2",
-                 "--task-loss", str(weights), "--task-weight", "10", "--device", "cpu"]) == 0
+                 "--task-loss", str(weights), "--task-weight", "10", "--task-layers", "features.2",
+                 "--device", "cpu"]) == 0
     assert (tmp_path / "r" / "model.safetensors").is_file()
+    bad_layer = ["train", "image-hyperprior", "--data", str(listing), "--whole-images", "--out", str(tmp_path / "r4"),
+                 "--channels", "8", "--latent-channels", "12", "--lmbda", "0.01", "--steps", "1",
+                 "--task-loss", str(weights), "--task-weight", "10", "--task-layers", "no.such.layer"]
+    assert main(bad_layer) == 2
+    without_task_network = bad_layer[:-6] + ["--task-layers", "features.2"]
+    assert "--task-loss" not in without_task_network
+    assert main(without_task_network) == 2
     assert main(["train", "image-hyperprior", "--data", str(listing), "--out", str(tmp_path / "r2"),
                  "--task-weight", "10"]) == 2
     listing.write_text("faces/missing.png\n")

@@ -10,11 +10,18 @@ from neuralcodec.container import Limits, Payload
 from neuralcodec.pretrained import LoadedWeights
 
 
+DEFAULT_GOP = 10
+"""Group-of-pictures length of video codecs: every DEFAULT_GOP-th frame is coded without reference."""
+
+
 @dataclass
 class EncodeOptions:
     """Options of ``codec encode`` that codecs interpret (each ignores what does not apply)."""
 
     quality: float | None = None
+    gop: int = DEFAULT_GOP
+    fps: float | None = None
+    """Frame rate of a video given as a folder of frames (default 25)."""
     verify: bool = False
     device: str = "cpu"
     limits: Limits = field(default_factory=Limits)

@@ -20,11 +20,12 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
 
+from neuralcodec.codecs import image_compact
 from neuralcodec.codecs.base import EncodeOptions, EncodeResult
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, PAD_MULTIPLE, pad_to_multiple
 from neuralcodec.codecs.image_io import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
@@ -62,7 +63,7 @@ class ImageHyperpriorCodec:
     def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
         """Tensors of a weights file: the model's parameters and its hyper-latent coding tables."""
         model.entropy_bottleneck.build_tables()
-        return {k: v for k, v in model.state_dict().items() if not _is_constructor_constant(k)}
+        return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
 
     # ------------------------------------------------------------------ coding
     def level_of(self, quality: float | None) -> float:
@@ -83,6 +84,35 @@ class ImageHyperpriorCodec:
         return np.round(means.numpy() * MEAN_GRID) / MEAN_GRID, scales.numpy()
 
     @torch.no_grad()
+    def analyze(self, x: torch.Tensor, level: float) -> torch.Tensor:
+        """The gained latent ``y`` (on the codec's device) of an image tensor (1, 3, H, W) in [0, 1]."""
+        if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise InputError(f"expected an image tensor of shape (1, 3, H, W), got {tuple(x.shape)}")
+        level_t = torch.tensor([level], device=self.device)
+        return self.model.latent_gain.scale(self.model.g_a(pad_to_multiple(x.to(self.device))), level_t)
+
+    @torch.no_grad()
+    def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder) -> tuple[torch.Tensor, int]:
+        """Push the hyper-latent and the latent residuals of ``y`` to ``encoder``; returns the decoded
+        latent ``ŷ`` (float32, CPU: what the decoder rebuilds) and the CRC32 of its scale indexes."""
+        level_t = torch.tensor([level], device=self.device)
+        z = self.model.hyper_gain.scale(self.model.h_a(y), level_t)
+        z_hat = self.model.entropy_bottleneck.compress(z, encoder)
+        means, scales = self._entropy_parameters(z_hat, level)
+        return self.model.gaussian_conditional.compress(y, means, scales, encoder), scale_index_crc(scales)
+
+    @torch.no_grad()
+    def decode_latent(self, height: int, width: int, level: float, decoder: SymbolDecoder,
+                      index_crc: object, crc_mask: int = 0xFFFFFFFF) -> torch.Tensor:
+        """Inverse of :meth:`encode_latent` for an image of ``height`` x ``width``; CorruptFileError when
+        the rebuilt scale indexes do not match ``index_crc`` (in the bits of ``crc_mask``)."""
+        z_shape = (1, self.model.config.n, padded_side(height) // PAD_MULTIPLE, padded_side(width) // PAD_MULTIPLE)
+        z_hat = self.model.entropy_bottleneck.decompress(z_shape, decoder)
+        means, scales = self._entropy_parameters(z_hat, level)
+        check_index_crc(scales, index_crc, crc_mask)
+        return self.model.gaussian_conditional.decompress(means, scales, decoder)
+
+    @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None,
                  reconstruct: bool = True) -> tuple[Payload, torch.Tensor | None, dict]:
         """Code an image tensor (1, 3, H, W) in [0, 1].
@@ -90,54 +120,47 @@ class ImageHyperpriorCodec:
         Returns the payload, the encoder's reconstruction (what any decoder produces, bit for bit;
         None when ``reconstruct`` is False, which skips the synthesis transform) and coding statistics.
         """
-        if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
-            raise InputError(f"expected an image tensor of shape (1, 3, H, W), got {tuple(x.shape)}")
-        height, width = x.shape[-2:]
         level = self.level_of(quality)
-        level_t = torch.tensor([level], device=self.device)
-        padded = pad_to_multiple(x.to(self.device))
-        y = self.model.latent_gain.scale(self.model.g_a(padded), level_t)
-        z = self.model.hyper_gain.scale(self.model.h_a(y), level_t)
+        height, width = x.shape[-2:]
+        y = self.analyze(x, level)
         encoder = SymbolEncoder()
-        z_hat = self.model.entropy_bottleneck.compress(z, encoder)
-        means, scales = self._entropy_parameters(z_hat, level)
-        y_hat = self.model.gaussian_conditional.compress(y, means, scales, encoder)
+        y_hat, index_crc = self.encode_latent(y, level, encoder)
         stream = encoder.finish()
-        x_hat = self._synthesize(y_hat, level, height, width) if reconstruct else None
+        x_hat = self.synthesize(y_hat, level, height, width) if reconstruct else None
         payload = Payload(
             codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
-            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": _index_crc(scales)},
+            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": index_crc},
             sections={"bits": stream},
         )
         stats = {"ideal_bits": float(encoder.ideal_bits), "stream_bytes": len(stream)}
         return payload, x_hat, stats
 
-    @torch.no_grad()
-    def decompress(self, payload: Payload, limits: Limits = Limits()) -> torch.Tensor:
-        """Inverse of :meth:`compress`: the reconstruction (1, 3, H, W) in [0, 1]."""
-        meta = payload.metadata
-        height, width, level = _require_int(meta, "height"), _require_int(meta, "width"), meta.get("level")
-        check_dimensions({"height": height, "width": width}, limits)
+    def check_level(self, level: object) -> float:
+        """``level`` read from a file, checked against this model's levels (CorruptFileError otherwise)."""
         if not isinstance(level, float) or not 0 <= level <= self.model.config.levels - 1:
             raise CorruptFileError(f"invalid gain level {level!r} in the file")
+        return level
+
+    @torch.no_grad()
+    def decompress(self, payload: Payload, limits: Limits = Limits()) -> torch.Tensor:
+        """Inverse of :meth:`compress` (regular or compact layout): the reconstruction (1, 3, H, W) in [0, 1]."""
+        payload = image_compact.unpack(payload)
+        meta = payload.metadata
+        height, width = require_positive_int(meta, "height"), require_positive_int(meta, "width")
+        check_dimensions({"height": height, "width": width}, limits)
+        level = self.check_level(meta.get("level"))
         if "bits" not in payload.sections:
             raise CorruptFileError("the file has no 'bits' section")
-        z_shape = (1, self.model.config.n, _padded(height) // PAD_MULTIPLE, _padded(width) // PAD_MULTIPLE)
         try:
             decoder = SymbolDecoder(payload.sections["bits"])
-            z_hat = self.model.entropy_bottleneck.decompress(z_shape, decoder)
-            means, scales = self._entropy_parameters(z_hat, level)
-            if _index_crc(scales) != meta.get("index_crc"):
-                raise CorruptFileError(
-                    "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
-                )
-            y_hat = self.model.gaussian_conditional.decompress(means, scales, decoder)
+            y_hat = self.decode_latent(height, width, level, decoder, meta.get("index_crc"),
+                                       meta.get("index_crc_mask", 0xFFFFFFFF))
             decoder.assert_exhausted()
         except EntropyCodingError as error:
             raise CorruptFileError(f"the image bitstream is corrupt: {error}") from error
-        return self._synthesize(y_hat, level, height, width)
+        return self.synthesize(y_hat, level, height, width)
 
-    def _synthesize(self, y_hat: torch.Tensor, level: float, height: int, width: int) -> torch.Tensor:
+    def synthesize(self, y_hat: torch.Tensor, level: float, height: int, width: int) -> torch.Tensor:
         """Pixels from latents. On the CPU oneDNN is bypassed: its convolutions round differently with
         the thread count, the native ones do not, so decoder and encoder agree bit for bit."""
         level_t = torch.tensor([level], device=self.device)
@@ -161,10 +184,18 @@ class ImageHyperpriorCodec:
             if not torch.equal(decoded, x_hat):
                 raise CorruptFileError("verification failed: decoding does not reproduce the encoder's reconstruction")
             result["psnr_rgb"] = round(psnr(image.rgb, to_uint8_image(decoded)), 3)
-        return EncodeResult(payload, result)
+        compact = self.compact_form(payload)
+        return EncodeResult(compact or payload, result, compact=compact is not None)
+
+    def compact_form(self, payload: Payload) -> Payload | None:
+        """The compact layout of ``payload`` when this model has a compact code and the image fits it."""
+        from neuralcodec.codecs.registry import compact_code
+
+        return image_compact.pack(payload) if compact_code(self.model_id, self.weights_hash) is not None else None
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
         started = time.perf_counter()
+        payload = image_compact.unpack(payload)
         rgb = to_uint8_image(self.decompress(payload, limits))
         height, width = rgb.shape[:2]
         alpha = decode_alpha(payload.sections["alpha"], height, width) if "alpha" in payload.sections else None
@@ -185,10 +216,17 @@ def _native_cpu_convolutions() -> Iterator[None]:
 
 def model_from_weights(weights: LoadedWeights) -> ImageHyperprior:
     """The :class:`ImageHyperprior` stored in ``weights`` (fp16 tensors are loaded as float32)."""
-    model = ImageHyperprior(HyperpriorConfig.from_dict(weights.config))
+    return restore_model(ImageHyperprior(HyperpriorConfig.from_dict(weights.config)), weights)
+
+
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
+
+
+def restore_model(model: ModelT, weights: LoadedWeights) -> ModelT:
+    """Load ``weights`` (fp16 tensors as float32) into ``model``; InputError when tensors are missing."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
     model.load_state_dict(state, strict=False)
-    missing = [k for k in model.state_dict() if k not in state and not _is_constructor_constant(k)]
+    missing = [k for k in model.state_dict() if k not in state and not is_constructor_constant(k)]
     if missing:
         raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
     return model
@@ -199,23 +237,33 @@ def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
-def _index_crc(scales: np.ndarray) -> int:
+def scale_index_crc(scales: np.ndarray) -> int:
     """CRC32 of the scale-table indexes: a cheap check that the decoder rebuilt the encoder's model."""
     return zlib.crc32(scale_to_index(scales).astype(np.uint8).tobytes())
 
 
-def _padded(side: int) -> int:
+def check_index_crc(scales: np.ndarray, expected: object, mask: int = 0xFFFFFFFF) -> None:
+    """CorruptFileError unless the scale indexes rebuilt by a decoder have the encoder's CRC32 (the bits
+    of it in ``mask``: compact files keep 16)."""
+    if scale_index_crc(scales) & mask != expected:
+        raise CorruptFileError(
+            "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
+        )
+
+
+def padded_side(side: int) -> int:
+    """``side`` rounded up to the transforms' multiple (what images are padded to)."""
     return -(-side // PAD_MULTIPLE) * PAD_MULTIPLE
 
 
-def _require_int(meta: dict, key: str) -> int:
+def require_positive_int(meta: dict, key: str) -> int:
     value = meta.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise CorruptFileError(f"missing or invalid {key!r} in the file header: {value!r}")
     return value
 
 
-def _is_constructor_constant(key: str) -> bool:
+def is_constructor_constant(key: str) -> bool:
     """State the constructor rebuilds: compressai's own rANS tables (unused: ours are the
     ``_table_*`` buffers) and fixed bounds/targets (kept out of fp16 files, where 1e-9 would underflow)."""
     leaf = key.rsplit(".", 1)[-1]

@@ -8,11 +8,13 @@ from neuralcodec.codecs.base import FileCodec
 from neuralcodec.codecs.idx import is_idx_path
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
 from neuralcodec.codecs.lossless_codec import LosslessCircuitCodec, probe_gray_size
+from neuralcodec.codecs.video_codec import VideoCodec
+from neuralcodec import container
 from neuralcodec.container import CompactModel, Payload
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
 from neuralcodec.pretrained import LoadedWeights, default_model, list_models, load_pretrained, load_weights_file
 
-FAMILIES: dict[str, type] = {cls.name: cls for cls in (ImageHyperpriorCodec, LosslessCircuitCodec)}
+FAMILIES: dict[str, type] = {cls.name: cls for cls in (ImageHyperpriorCodec, VideoCodec, LosslessCircuitCodec)}
 
 
 def family(name: str) -> type:
@@ -83,3 +85,10 @@ def compact_code(model_id: str, weights_hash: bytes) -> int | None:
         if model.model_id == model_id and model.weights_hash == weights_hash:
             return code
     return None
+
+
+def serialize(payload: Payload, compact: bool = False) -> bytes:
+    """The file bytes of ``payload``: the compact form when asked for and the model has a compact code
+    (the payload must then be in its codec's compact layout), else a regular .ncd file."""
+    code = compact_code(payload.model_id, payload.weights_hash) if compact else None
+    return container.write(payload) if code is None else container.write_compact(payload, code)

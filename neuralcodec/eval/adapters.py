@@ -16,6 +16,7 @@ import torch
 
 from neuralcodec import container
 from neuralcodec.codecs.image_codec import to_uint8_image
+from neuralcodec.codecs.registry import compact_models, serialize
 from neuralcodec.errors import InputError, UnknownModelError
 from neuralcodec.eval.classical import CLASSICAL_CODECS
 from neuralcodec.pretrained import default_model
@@ -55,10 +56,11 @@ class LearnedImageAdapter:
             raise InputError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
         payload, _, _ = self._codec.compress(x, quality, reconstruct=False)
-        return container.write(payload)
+        compact = self._codec.compact_form(payload)
+        return serialize(compact or payload, compact is not None)
 
     def decode(self, data: bytes) -> np.ndarray:
-        return to_uint8_image(self._codec.decompress(container.read(data)))
+        return to_uint8_image(self._codec.decompress(container.read(data, compact_models=compact_models())))
 
     def unavailable_reason(self) -> str | None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,12 +20,17 @@ from neuralcodec.train.loop import TrainConfig, fit
 from neuralcodec.train.task_loss import TaskDistortion, rgb_to_gray
 
 
-def perception_task_distortion(model: str) -> TaskDistortion:
-    """The task-aware distortion of a shipped (or trained) grey perception model: its output on the
-    channel mean of the codec's RGB images (grey inputs are coded as three equal channels)."""
+def perception_task_distortion(model: str, layers: Sequence[str] = ()) -> TaskDistortion:
+    """The task-aware distortion of a shipped (or trained) grey perception model: its output (and the
+    outputs of the submodules named in ``layers``) on the channel mean of the codec's RGB images (grey
+    inputs are coded as three equal channels)."""
     from neuralcodec.perception.weights import load_perception_model
 
-    return TaskDistortion(load_perception_model(model), to_input=rgb_to_gray)
+    network = load_perception_model(model)
+    try:
+        return TaskDistortion(network, to_input=rgb_to_gray, layers=layers)
+    except ValueError as error:
+        raise InputError(f"{model}: {error}") from None
 
 
 def train_image_hyperprior(
@@ -38,6 +44,7 @@ def train_image_hyperprior(
     whole_images: bool = False,
     task_loss: str | None = None,
     task_weight: float = 0.0,
+    task_layers: Sequence[str] = (),
 ) -> ImageHyperprior:
     """Train (or resume) an :class:`ImageHyperprior` on random crops of the images under ``data``.
 
@@ -45,7 +52,8 @@ def train_image_hyperprior(
     JSONL log go to ``config.out_dir``. ``init_from`` (a shipped model id or a .safetensors path)
     starts from existing weights, e.g. to fine-tune a domain codec; a checkpoint in ``out_dir`` wins.
     ``whole_images`` trains on whole same-size images (e.g. faces) instead of random crops. ``task_loss``
-    (a classifier or face-embedder id/path) adds ``task_weight`` x its task-aware distortion to the loss.
+    (a classifier or face-embedder id/path) adds ``task_weight`` x its task-aware distortion to the loss,
+    comparing its output and, with ``task_layers``, those intermediate features too.
     """
     train_files, val_files = split_files(list_images(data), val_fraction)
     if whole_images:
@@ -67,7 +75,7 @@ def train_image_hyperprior(
         model.config = model_config  # new λs for the same levels: fine-tuning moves each level's gains
     else:
         model = ImageHyperprior(model_config)
-    distortion = perception_task_distortion(task_loss) if task_loss else None
+    distortion = perception_task_distortion(task_loss, task_layers) if task_loss else None
     loss = RateDistortionLoss(metric, task_distortion=distortion, task_weight=task_weight)
     task = ImageRateDistortionTask(model_config.lambdas, loss)
     return fit(model, task, train_set, val_set, config)

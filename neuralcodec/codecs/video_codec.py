@@ -1,0 +1,267 @@
+"""The spatiotemporal video codec as a file codec: frames streamed in, one ANS stream per frame.
+
+Bitstream of a P-frame (decode order): the hyper-latent ``z_t`` (its own learned factorized tables),
+then the anchor residuals ``round(y - μ)`` (checkerboard positions with ``(i + j)`` even) with the
+Gaussian tables, then the other positions, whose parameters also use the decoded anchors. I-frames
+(the first frame of each group of pictures) are coded exactly as the image codec codes an image.
+
+Determinism: every quantity a decoder rebuilds (the priors, the fusion, the gains) runs in float64 on
+the CPU; means are snapped to a 1/``MEAN_GRID`` grid and scales to the shared table, and each frame
+stores a CRC32 of its scale indexes. A frame's reconstruction depends only on its own latent, so a
+decoder's frames equal the encoder's bit for bit, and nothing drifts over a long group of pictures.
+
+File layout (.ncd): metadata ``height``, ``width``, ``level``, ``gop``, ``frames``, ``fps_num``/``fps_den``,
+``frame_bytes`` (list) and ``index_crc`` (list); one section ``frames`` holding the streams back to back.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from neuralcodec.codecs.base import DEFAULT_GOP, EncodeOptions, EncodeResult
+from neuralcodec.codecs.image_codec import (
+    MEAN_GRID, ImageHyperpriorCodec, check_index_crc, is_constructor_constant, padded_side, require_positive_int,
+    restore_model, scale_index_crc, to_uint8_image,
+)
+from neuralcodec.codecs.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
+from neuralcodec.codecs.video_io import VIDEO_SUFFIXES, VideoInfo, open_video, open_video_writer
+from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
+from neuralcodec.container import Limits, Payload
+from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
+from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
+from neuralcodec.eval.metrics import psnr
+from neuralcodec.pretrained import LoadedWeights
+
+MAX_FRAMES = 65536
+"""Frames in one file (bounded by the container's list length)."""
+
+
+def _snap(means: torch.Tensor) -> np.ndarray:
+    return np.round(means.numpy() * MEAN_GRID) / MEAN_GRID
+
+
+class VideoCodec:
+    """Encode/decode videos with a :class:`SpatiotemporalVideoModel`."""
+
+    name: ClassVar[str] = "video-st"
+    suffixes: ClassVar[tuple[str, ...]] = VIDEO_SUFFIXES
+
+    def __init__(self, model: SpatiotemporalVideoModel, model_id: str, weights_hash: bytes, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.config = model.config
+        self.device = torch.device(device)
+        self.model_id = model_id
+        self.weights_hash = weights_hash
+        self.intra = ImageHyperpriorCodec(model.image, model_id, weights_hash, device)
+        # The decoder-side path of P-frames: float64 on the CPU, always.
+        self._prior64 = copy.deepcopy(model.prior).double().cpu().eval()
+        self._latent_gain64 = copy.deepcopy(model.image.latent_gain).double().cpu().eval()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_weights(cls, weights: LoadedWeights, device: str = "cpu") -> VideoCodec:
+        return cls(video_model_from_weights(weights), weights.model_id, weights.weights_hash, device)
+
+    @staticmethod
+    def export_tensors(model: SpatiotemporalVideoModel) -> dict[str, torch.Tensor]:
+        """Tensors of a weights file: both models' parameters and their hyper-latent coding tables."""
+        model.image.entropy_bottleneck.build_tables()
+        model.prior.entropy_bottleneck.build_tables()
+        return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
+
+    # ------------------------------------------------------------------ one frame
+    def _gain64(self, level: float) -> torch.Tensor:
+        ones = torch.ones(1, self.config.image.m, 1, 1, dtype=torch.float64)
+        return self._latent_gain64.scale(ones, torch.tensor([level], dtype=torch.float64))
+
+    def _parameters(self, priors: list[torch.Tensor], gain: torch.Tensor, y_prev_hat: torch.Tensor,
+                    y_anchors: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        """Snapped (means, scales) of the gained latent, on the float64 CPU path."""
+        u_anchors = None if y_anchors is None else y_anchors / gain
+        means, scales = self._prior64.parameters_from(priors, y_prev_hat.double() / gain, u_anchors)
+        return _snap(gain * means), (gain * scales).numpy()
+
+    def _frame_priors(self, z_hat: torch.Tensor, y_prev_hat: torch.Tensor, gain: torch.Tensor,
+                      level: float) -> list[torch.Tensor]:
+        level_t = torch.tensor([level], dtype=torch.float64)
+        return self._prior64.frame_priors(z_hat.double(), y_prev_hat.double() / gain, level_t)
+
+    def _passes(self, shape: tuple[int, ...]) -> list[np.ndarray]:
+        """Boolean position masks in coding order: anchors then the rest (one pass without context)."""
+        if not self.config.spatial:
+            return [np.ones(shape, dtype=bool)]
+        anchors = np.broadcast_to(anchor_mask(*shape[-2:]).numpy().astype(bool), shape)
+        return [anchors, ~anchors]
+
+    @torch.no_grad()
+    def encode_p_frame(self, y: torch.Tensor, y_prev_hat: torch.Tensor, level: float,
+                       encoder: SymbolEncoder) -> tuple[torch.Tensor, int]:
+        """Code a P-frame's gained latent given the previous decoded latent; returns (ŷ, index CRC)."""
+        level_t = torch.tensor([level], device=self.device)
+        gain = self.model.latent_gain(level_t)
+        z = self.model.prior.side_latent(y / gain, y_prev_hat.to(self.device) / gain, level_t)
+        z_hat = self.model.prior.entropy_bottleneck.compress(z, encoder)
+        gain64 = self._gain64(level)
+        priors = self._frame_priors(z_hat, y_prev_hat, gain64, level)
+        y64 = y.detach().cpu().double().numpy()
+        y_hat = np.zeros_like(y64)
+        scale_rows = []
+        for index, mask in enumerate(self._passes(y64.shape)):
+            anchors = torch.from_numpy(y_hat) if index else None
+            means, scales = self._parameters(priors, gain64, y_prev_hat, anchors)
+            coded = self.model.prior.gaussian_conditional.compress(y64[mask], means[mask], scales[mask], encoder)
+            y_hat[mask] = coded.double().numpy()
+            scale_rows.append(scales[mask])
+        return torch.from_numpy(y_hat).float(), scale_index_crc(np.concatenate(scale_rows))
+
+    @torch.no_grad()
+    def decode_p_frame(self, latent_shape: tuple[int, ...], y_prev_hat: torch.Tensor, level: float,
+                       decoder: SymbolDecoder, index_crc: object) -> torch.Tensor:
+        """Inverse of :meth:`encode_p_frame`."""
+        _, m, height, width = latent_shape
+        z_shape = (1, self.config.image.n, height // HYPER_STRIDE, width // HYPER_STRIDE)
+        z_hat = self.model.prior.entropy_bottleneck.decompress(z_shape, decoder)
+        gain64 = self._gain64(level)
+        priors = self._frame_priors(z_hat, y_prev_hat, gain64, level)
+        y_hat = np.zeros(latent_shape, dtype=np.float64)
+        scale_rows = []
+        for index, mask in enumerate(self._passes(latent_shape)):
+            anchors = torch.from_numpy(y_hat) if index else None
+            means, scales = self._parameters(priors, gain64, y_prev_hat, anchors)
+            decoded = self.model.prior.gaussian_conditional.decompress(means[mask], scales[mask], decoder)
+            y_hat[mask] = decoded.double().numpy()
+            scale_rows.append(scales[mask])
+        check_index_crc(np.concatenate(scale_rows), index_crc)
+        return torch.from_numpy(y_hat).float()
+
+    # ------------------------------------------------------------------ sequences
+    @torch.no_grad()
+    def encode_frames(self, frames, info: VideoInfo, quality: float | None = None, gop: int = DEFAULT_GOP,
+                      progress: bool = False, keep_reconstructions: bool = False) -> tuple[Payload, dict]:
+        """Code an iterable of (H, W, 3) uint8 frames; returns the payload and statistics (per-frame bytes,
+        PSNR and reconstruction hashes; the reconstructions themselves with ``keep_reconstructions``)."""
+        if gop < 1:
+            raise InputError(f"the group of pictures must be at least 1 frame, got {gop}")
+        level = self.intra.level_of(quality)
+        streams, crcs, psnrs, hashes, reconstructions = [], [], [], [], []
+        previous: torch.Tensor | None = None
+        started = time.perf_counter()
+        bar = tqdm(frames, total=info.frames, unit="frame", desc="encoding", disable=not progress, leave=False)
+        for index, frame in enumerate(bar):
+            if index >= MAX_FRAMES:
+                raise InputError(f"videos of more than {MAX_FRAMES} frames are not supported in one file")
+            x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
+            y = self.intra.analyze(x, level)
+            encoder = SymbolEncoder()
+            if index % gop == 0:
+                previous, crc = self.intra.encode_latent(y, level, encoder)
+            else:
+                previous, crc = self.encode_p_frame(y, previous, level, encoder)
+            streams.append(encoder.finish())
+            crcs.append(crc)
+            decoded = to_uint8_image(self.intra.synthesize(previous, level, info.height, info.width))
+            psnrs.append(psnr(frame, decoded))
+            hashes.append(hashlib.sha256(decoded.tobytes()).hexdigest())
+            if keep_reconstructions:
+                reconstructions.append(decoded)
+            bar.set_postfix(fps=f"{(index + 1) / (time.perf_counter() - started):.2f}")
+        if not streams:
+            raise InputError("the video has no frames")
+        fps = Fraction(info.fps)
+        payload = Payload(
+            codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
+            metadata={"height": info.height, "width": info.width, "level": level, "gop": gop,
+                      "frames": len(streams), "fps_num": fps.numerator, "fps_den": fps.denominator,
+                      "frame_bytes": [len(s) for s in streams], "index_crc": crcs},
+            sections={"frames": b"".join(streams)},
+        )
+        stats = {"frame_bytes": [len(s) for s in streams], "psnr": psnrs, "sha256": hashes,
+                 "reconstructions": reconstructions, "seconds": time.perf_counter() - started}
+        return payload, stats
+
+    @torch.no_grad()
+    def decode_frames(self, payload: Payload, limits: Limits = Limits(), progress: bool = False):
+        """Yield the decoded (H, W, 3) uint8 frames of ``payload`` one at a time."""
+        meta = payload.metadata
+        info, gop, level = self.video_info(payload, limits), require_positive_int(meta, "gop"), meta.get("level")
+        level = self.intra.check_level(level)
+        lengths, crcs = meta.get("frame_bytes"), meta.get("index_crc")
+        if not isinstance(lengths, list) or not isinstance(crcs, list) or len(lengths) != info.frames \
+                or len(crcs) != info.frames or any(n < 0 for n in lengths):
+            raise CorruptFileError("the file's frame index is missing or inconsistent")
+        data = payload.sections.get("frames")
+        if data is None or len(data) != sum(lengths):
+            raise CorruptFileError("the file's frame data is missing or does not match its index")
+        latent_shape = (1, self.config.image.m, padded_side(info.height) // ANALYSIS_STRIDE,
+                        padded_side(info.width) // ANALYSIS_STRIDE)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+        previous: torch.Tensor | None = None
+        for index in tqdm(range(info.frames), unit="frame", desc="decoding", disable=not progress, leave=False):
+            try:
+                decoder = SymbolDecoder(data[offsets[index]:offsets[index + 1]])
+                if index % gop == 0:
+                    previous = self.intra.decode_latent(info.height, info.width, level, decoder, crcs[index])
+                else:
+                    previous = self.decode_p_frame(latent_shape, previous, level, decoder, crcs[index])
+                decoder.assert_exhausted()
+            except EntropyCodingError as error:
+                raise CorruptFileError(f"frame {index} of the bitstream is corrupt: {error}") from error
+            yield to_uint8_image(self.intra.synthesize(previous, level, info.height, info.width))
+
+    @staticmethod
+    def video_info(payload: Payload, limits: Limits = Limits()) -> VideoInfo:
+        """Frame size, rate and count recorded in ``payload`` (checked against ``limits``)."""
+        meta = payload.metadata
+        height, width = require_positive_int(meta, "height"), require_positive_int(meta, "width")
+        frames = require_positive_int(meta, "frames")
+        if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels or frames > MAX_FRAMES:
+            raise CorruptFileError(f"implausible video size {width}x{height}x{frames} in the file header")
+        fps = Fraction(require_positive_int(meta, "fps_num"), require_positive_int(meta, "fps_den"))
+        return VideoInfo(width, height, fps, frames)
+
+    # ------------------------------------------------------------------ files
+    def encode_file(self, source: Path, options: EncodeOptions) -> EncodeResult:
+        started = time.perf_counter()
+        fps = Fraction(options.fps).limit_denominator(1001) if options.fps else None
+        if fps is not None and fps <= 0:
+            raise InputError(f"--fps must be positive, got {options.fps}")
+        with open_video(source, options.limits, fps) as reader:
+            info = reader.info
+            payload, stats = self.encode_frames(reader, info, options.quality, options.gop, progress=True)
+        frames = len(stats["frame_bytes"])
+        info = VideoInfo(info.width, info.height, info.fps, frames)
+        result = {"width": info.width, "height": info.height, "frames": frames, "fps": float(info.fps),
+                  "gop": options.gop, "quality": self.intra.level_of(options.quality) + 1,
+                  "psnr_rgb": round(float(np.mean(stats["psnr"])), 3),
+                  "encode_fps": round(frames / stats["seconds"], 2),
+                  "seconds": round(time.perf_counter() - started, 3)}
+        if options.verify:
+            decoded = [hashlib.sha256(f.tobytes()).hexdigest() for f in self.decode_frames(payload, options.limits)]
+            if decoded != stats["sha256"]:
+                raise CorruptFileError("verification failed: decoding does not reproduce the encoder's frames")
+            result["verified"] = True
+        return EncodeResult(payload, result)
+
+    def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
+        started = time.perf_counter()
+        info = self.video_info(payload, limits)
+        with open_video_writer(target, info) as writer:
+            for frame in self.decode_frames(payload, limits, progress=True):
+                writer.write(frame)
+        seconds = time.perf_counter() - started
+        return {"width": info.width, "height": info.height, "frames": info.frames,
+                "decode_fps": round(info.frames / seconds, 2), "seconds": round(seconds, 3)}
+
+
+def video_model_from_weights(weights: LoadedWeights) -> SpatiotemporalVideoModel:
+    """The :class:`SpatiotemporalVideoModel` stored in ``weights`` (fp16 tensors are loaded as float32)."""
+    return restore_model(SpatiotemporalVideoModel(VideoConfig.from_dict(weights.config)), weights)
