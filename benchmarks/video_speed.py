@@ -5,7 +5,7 @@ the first N frames of BasketballPass written as a Y4M file, for N = 20 and N = 1
 frames are streamed), with the video codec (GOP 10), the same model at GOP 1 (image frame-by-frame), and
 x264 medium through ffmpeg as the peer whose speed the ratios are against, all in the same run.
 
-    python benchmarks/video_speed.py --out benchmarks/results/video [--model video-st] [--threads 2]
+    python benchmarks/video_speed.py --out benchmarks/results/video [--model ID_OR_PATH] [--threads 2]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _write_y4m(frames_dir: Path, count: int, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model", default="video-st")
+    parser.add_argument("--model", default=None, help="video model id or .safetensors (default: the shipped default)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     codec = [sys.executable, "-m", "neuralcodec.cli"]
@@ -61,7 +61,8 @@ def main() -> None:
             _write_y4m(SHARED / "BasketballPass_416x240", count, source)
             for label, gop in (("video-st GOP 10", 10), ("image frame-by-frame (GOP 1)", 1)):
                 coded, decoded = work / "c.ncd", work / "d.y4m"
-                encode = _measured([*codec, "encode", str(source), str(coded), "--model", args.model, "--gop", str(gop),
+                chosen = ["--model", args.model] if args.model else ["--codec", "video-st"]
+                encode = _measured([*codec, "encode", str(source), str(coded), *chosen, "--gop", str(gop),
                                     "--quality", "3"], args.threads)
                 decode = _measured([*codec, "decode", str(coded), str(decoded)], args.threads)
                 results["runs"][f"{label}, {count} frames"] = {

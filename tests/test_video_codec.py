@@ -171,3 +171,19 @@ def test_synthetic_clips_follow_a_smooth_camera_motion():
     elsewhere = np.abs(photo[300:364, 400:464].astype(int) - clip[0]).mean()
     assert all(0 < d < elsewhere / 2 for d in step)  # frames move, but stay close to their predecessor
     assert synthetic_clip(photo[:60, :60], length=3, crop=64, rng=rng) is None  # too small for the motion
+
+
+def test_shipped_video_model_codes_p_frames_cheaper_and_exactly():
+    from neuralcodec.pretrained import list_models
+
+    shipped = [m for m in list_models() if m.codec == "video-st"]
+    if not shipped:
+        pytest.skip("no shipped video model")
+    codec = load_codec(shipped[0].model_id)
+    still = moving_frames(1, 128, 192)[0]
+    frames = [still, still, np.roll(still, 1, axis=1)]  # a static frame, then a one-pixel pan
+    info = VideoInfo(192, 128, Fraction(25), 3)
+    payload, stats = codec.encode_frames(frames, info, quality=3, gop=3, keep_reconstructions=True)
+    assert all(np.array_equal(a, b) for a, b in zip(codec.decode_frames(payload), stats["reconstructions"]))
+    intra, p_static, p_pan = stats["frame_bytes"]
+    assert p_static < 0.5 * intra and p_pan < intra
