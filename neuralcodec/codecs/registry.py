@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neuralcodec import container
 from neuralcodec.codecs.base import FileCodec
 from neuralcodec.codecs.idx import is_idx_path
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
 from neuralcodec.codecs.lossless_codec import LosslessCircuitCodec, probe_gray_size
 from neuralcodec.codecs.video_codec import VideoCodec
-from neuralcodec import container
 from neuralcodec.container import CompactModel, Payload
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
 from neuralcodec.pretrained import LoadedWeights, default_model, list_models, load_pretrained, load_weights_file

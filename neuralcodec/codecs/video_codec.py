@@ -35,7 +35,7 @@ from neuralcodec.codecs.image_codec import (
 from neuralcodec.codecs.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
 from neuralcodec.codecs.video_io import VIDEO_SUFFIXES, VideoInfo, open_video, open_video_writer
 from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
-from neuralcodec.container import Limits, Payload
+from neuralcodec.container import Limits, Payload, check_dimensions
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.eval.metrics import psnr
@@ -223,8 +223,9 @@ class VideoCodec:
         meta = payload.metadata
         height, width = require_positive_int(meta, "height"), require_positive_int(meta, "width")
         frames = require_positive_int(meta, "frames")
-        if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels or frames > MAX_FRAMES:
-            raise CorruptFileError(f"implausible video size {width}x{height}x{frames} in the file header")
+        check_dimensions({"height": height, "width": width}, limits)
+        if frames > MAX_FRAMES:
+            raise CorruptFileError(f"implausible frame count {frames} in the file header")
         fps = Fraction(require_positive_int(meta, "fps_num"), require_positive_int(meta, "fps_den"))
         return VideoInfo(width, height, fps, frames)
 

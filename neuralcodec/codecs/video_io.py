@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from neuralcodec.container import Limits
-from neuralcodec.errors import InputError, LimitExceededError, NeuralCodecError
+from neuralcodec.container import Limits, check_dimensions
+from neuralcodec.errors import InputError, NeuralCodecError
 
 Y4M_MAGIC = b"YUV4MPEG2"
 MAX_HEADER_BYTES = 4096
@@ -62,9 +62,7 @@ def check_frame_size(width: int, height: int, limits: Limits) -> None:
     """InputError/LimitExceededError for sizes no frame can have."""
     if width < 1 or height < 1:
         raise InputError(f"invalid frame size {width}x{height}")
-    if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
-        raise LimitExceededError(f"frame size {width}x{height} exceeds the limit ({limits.max_pixels} pixels, "
-                                 f"{limits.max_side} per side)")
+    check_dimensions({"width": width, "height": height}, limits)
 
 
 # ------------------------------------------------------------------------------------------- colour
@@ -295,12 +293,6 @@ def open_video(path: str | Path, limits: Limits = Limits(), fps: Fraction | None
     if head == Y4M_MAGIC or path.suffix.lower() == ".y4m":
         return Y4MReader(path, limits)
     return FfmpegReader(path, limits)
-
-
-def is_video_path(path: Path) -> bool:
-    """True for files the video codec takes by default (.y4m and common containers). Folders of frames
-    are video only when asked for (``--codec video-st``): by default folders go to the lossless codec."""
-    return not path.is_dir() and path.suffix.lower() in VIDEO_SUFFIXES
 
 
 # -------------------------------------------------------------------------------------------- writers
