@@ -6,12 +6,19 @@ Public API::
     neuralcodec.list_models()
     stats = neuralcodec.encode_file("photo.png", "photo.ncd", quality=3)
     neuralcodec.decode_file("photo.ncd", "photo-decoded.png")
-    codec = neuralcodec.load("hyperprior-vr-small")   # a codec object with compress()/decompress()
+    codec = neuralcodec.load("hyperprior-vr-n96")   # a codec object with compress()/decompress()
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# MKL's strict reproducibility mode: BLAS results that do not depend on the thread count (small
+# convolutions otherwise split their sums across threads), so that a decoder on any number of threads
+# reproduces the encoder's reconstruction. MKL reads this at its first call, so it takes effect unless
+# the process already ran BLAS work before importing neuralcodec; a user's own setting wins.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
 __all__ = ["load", "encode_file", "decode_file", "list_models", "__version__"]

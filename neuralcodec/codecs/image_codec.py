@@ -14,11 +14,9 @@ indexes so that even this case fails with a clear error instead of garbage.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -29,6 +27,7 @@ from neuralcodec.codecs import image_compact
 from neuralcodec.codecs.base import EncodeOptions, EncodeResult
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, PAD_MULTIPLE, pad_to_multiple
 from neuralcodec.codecs.image_io import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
+from neuralcodec.codecs.inference import inference_form
 from neuralcodec.container import Limits, Payload, check_dimensions
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder, scale_to_index
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
@@ -50,8 +49,11 @@ class ImageHyperpriorCodec:
         self.device = torch.device(device)
         self.model_id = model_id
         self.weights_hash = weights_hash
-        # The entropy-parameter path: float64 on the CPU, always.
-        self._hyper_synthesis = copy.deepcopy(model.h_s).double().cpu().eval()
+        # Inference forms of the transforms (see codecs.inference); the entropy-parameter path runs in
+        # float64 on the CPU, always.
+        self._analysis = inference_form(model.g_a)
+        self._synthesis = inference_form(model.g_s)
+        self._hyper_synthesis = inference_form(model.h_s).double().cpu()
         self._hyper_gain = copy.deepcopy(model.hyper_gain).double().cpu().eval()
 
     # ------------------------------------------------------------------ construction
@@ -89,7 +91,7 @@ class ImageHyperpriorCodec:
         if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise InputError(f"expected an image tensor of shape (1, 3, H, W), got {tuple(x.shape)}")
         level_t = torch.tensor([level], device=self.device)
-        return self.model.latent_gain.scale(self.model.g_a(pad_to_multiple(x.to(self.device))), level_t)
+        return self.model.latent_gain.scale(self._analysis(pad_to_multiple(x.to(self.device))), level_t)
 
     @torch.no_grad()
     def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder) -> tuple[torch.Tensor, int]:
@@ -161,11 +163,10 @@ class ImageHyperpriorCodec:
         return self.synthesize(y_hat, level, height, width)
 
     def synthesize(self, y_hat: torch.Tensor, level: float, height: int, width: int) -> torch.Tensor:
-        """Pixels from latents. On the CPU oneDNN is bypassed: its convolutions round differently with
-        the thread count, the native ones do not, so decoder and encoder agree bit for bit."""
+        """Pixels from latents, with the inference form of the synthesis transform, whose results do not
+        depend on the thread count (so decoder and encoder agree bit for bit)."""
         level_t = torch.tensor([level], device=self.device)
-        with _native_cpu_convolutions():
-            x_hat = self.model.g_s(self.model.latent_gain.unscale(y_hat.to(self.device), level_t))
+        x_hat = self._synthesis(self.model.latent_gain.unscale(y_hat.to(self.device), level_t))
         return x_hat[..., :height, :width].clamp(0, 1).cpu()
 
     # ------------------------------------------------------------------ files
@@ -201,17 +202,6 @@ class ImageHyperpriorCodec:
         alpha = decode_alpha(payload.sections["alpha"], height, width) if "alpha" in payload.sections else None
         write_image(target, DecodedImage(rgb=rgb, grayscale=bool(payload.metadata.get("grayscale", False)), alpha=alpha))
         return {"width": width, "height": height, "seconds": round(time.perf_counter() - started, 3)}
-
-
-@contextlib.contextmanager
-def _native_cpu_convolutions() -> Iterator[None]:
-    """Disable oneDNN (whose results vary with the thread count) for the duration of the block."""
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
 
 
 def model_from_weights(weights: LoadedWeights) -> ImageHyperprior:

@@ -32,6 +32,7 @@ from neuralcodec.codecs.image_codec import (
     MEAN_GRID, ImageHyperpriorCodec, check_index_crc, is_constructor_constant, padded_side, require_positive_int,
     restore_model, scale_index_crc, to_uint8_image,
 )
+from neuralcodec.codecs.inference import inference_form
 from neuralcodec.codecs.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
 from neuralcodec.codecs.video_io import VIDEO_SUFFIXES, VideoInfo, open_video, open_video_writer
 from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
@@ -63,7 +64,7 @@ class VideoCodec:
         self.weights_hash = weights_hash
         self.intra = ImageHyperpriorCodec(model.image, model_id, weights_hash, device)
         # The decoder-side path of P-frames: float64 on the CPU, always.
-        self._prior64 = copy.deepcopy(model.prior).double().cpu().eval()
+        self._prior64 = inference_form(model.prior).double().cpu()
         self._latent_gain64 = copy.deepcopy(model.image.latent_gain).double().cpu().eval()
 
     # ------------------------------------------------------------------ construction
