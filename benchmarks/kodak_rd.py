@@ -1,6 +1,7 @@
 """Kodak rate-distortion benchmark: every shipped image model against JPEG, WebP and AVIF (Pillow).
 
-For each learned model and quality it encodes the 24 Kodak images to real .ncd files, decodes them,
+For each learned model and quality it encodes the 24 Kodak images to real .ncd files (compact ones for
+models with a compact code, as ``codec encode`` writes them), decodes them,
 checks that decoding is bit-exact to the encoder's reconstruction, and compares the file size with the
 model's own rate estimate (Σ −log2 p of the training-time likelihoods, noise-free). Classical codecs
 sweep their quality knob. Curves are averaged per quality point (mean bpp, mean PSNR-RGB, mean
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from neuralcodec import container
 from neuralcodec.codecs.image_codec import to_uint8_image
 from neuralcodec.codecs.image_hyperprior import pad_to_multiple
-from neuralcodec.codecs.registry import load_codec
+from neuralcodec.codecs.registry import compact_models, load_codec, serialize
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.classical import get_classical
 from neuralcodec.eval.metrics import ms_ssim, psnr
@@ -41,21 +42,24 @@ COMPRESSAI_BMSHJ2018_HYPERPRIOR = [(0.131, 27.58), (0.320, 30.97), (0.669, 34.53
 CURVE_METRICS = ("bpp", "psnr", "ms_ssim", "estimated_bpp")
 
 
-def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float]) -> dict:
-    """Per-quality averages and per-image rows of a shipped image model (qualities above its levels skipped)."""
+def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float] | None) -> dict:
+    """Per-quality averages and per-image rows of an image model (a shipped id or a weights file):
+    ``qualities`` above its levels are skipped; None means each of its levels."""
     codec = load_codec(model_id)
-    qualities = [q for q in qualities if q <= codec.model.config.levels]
+    levels = codec.model.config.levels
+    qualities = [float(q) for q in range(1, levels + 1)] if qualities is None else [q for q in qualities if q <= levels]
     rows = []
     for quality in tqdm(qualities, desc=model_id, unit="quality"):
         for index, rgb in enumerate(images):
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
             started = time.perf_counter()
             payload, x_hat, _ = codec.compress(x, quality)
-            data = container.write(payload)
+            compact = codec.compact_form(payload)  # the file `codec encode` writes
+            data = serialize(compact or payload, compact is not None)
             file_bytes = len(data)
             encode_s = time.perf_counter() - started
             started = time.perf_counter()
-            decoded = codec.decompress(container.read(data))
+            decoded = codec.decompress(container.read(data, compact_models=compact_models()))
             decode_s = time.perf_counter() - started
             with torch.no_grad():
                 out = codec.model(pad_to_multiple(x), quality - 1.0)
@@ -108,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK, help="folder with the 24 Kodak PNGs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/kodak"))
     parser.add_argument("--classical", default="jpeg,webp,avif", help="comma-separated Pillow codecs")
-    parser.add_argument("--qualities", default="1,1.5,2,3,4,5,6", help="learned-model qualities")
+    parser.add_argument("--qualities", default=None,
+                        help="comma-separated learned-model qualities (default: every level of each model)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated image models: shipped ids or .safetensors files (default: every shipped one)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (quick runs)")
     parser.add_argument("--fresh", action="store_true", help="recompute cached classical-codec results")
     args = parser.parse_args(argv)
@@ -117,11 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     files = list_images(args.kodak)[: args.limit or None]
     images = [load_rgb(f) for f in files]
-    qualities = [float(q) for q in args.qualities.split(",")]
+    qualities = [float(q) for q in args.qualities.split(",")] if args.qualities else None
     torch.set_grad_enabled(False)
 
     results: dict = {"images": [f.name for f in files], "codecs": {}, "bd_rate": {}}
-    learned = [m.model_id for m in list_models() if m.codec == "image-hyperprior"]
+    learned = (args.models.split(",") if args.models
+               else [m.model_id for m in list_models() if m.codec == "image-hyperprior"])
     args.out.mkdir(parents=True, exist_ok=True)
     for model_id in learned:
         results["codecs"][model_id] = evaluate_learned(model_id, images, qualities)

@@ -313,10 +313,12 @@ PERCEPTION_TASK_OF = {"classifier": "classify", "face-embedder": "face-id"}
 
 
 def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
+    from neuralcodec.pretrained import default_model
     from neuralcodec.train.export import export_video_model
     from neuralcodec.train.video import train_video
 
-    model = train_video(config, args.init_from or "hyperprior-vr-n96", clips_root=args.data,
+    image_model = args.init_from or default_model("image-hyperprior").model_id
+    model = train_video(config, image_model, clips_root=args.data,
                         photos_root=args.synthetic_from, synthetic_count=args.synthetic_clips, length=args.clip_length,
                         crop=args.crop, hidden=args.prior_width, temporal=not args.no_temporal,
                         spatial=not args.no_spatial, val_fraction=args.val_fraction)

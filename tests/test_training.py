@@ -106,7 +106,24 @@ def test_cli_train_can_start_from_existing_weights(image_folder: Path, tmp_path:
     from neuralcodec.pretrained import load_weights_file
 
     assert load_weights_file(tmp_path / "lower" / "model.safetensors").config["lambdas"] == [0.005, 0.02]
-    assert main(args(tmp_path / "levels", "16", ("0.005",))) == 2  # a different number of levels
+    # a lower rate level added: the export has three levels, the two trained ones first fine-tuned
+    assert main(args(tmp_path / "levels", "16", ("0.0025", "0.01", "0.05"))) == 0
+    assert load_weights_file(tmp_path / "levels" / "model.safetensors").config["lambdas"] == [0.0025, 0.01, 0.05]
+
+
+def test_added_rate_levels_start_from_the_nearest_trained_level():
+    torch.manual_seed(5)
+    model = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.04))).eval()
+    extended = model.with_lambdas((0.0025, 0.01, 0.04)).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for old, new in ((0.0, 1.0), (1.0, 2.0)):  # trained levels: the same function
+            assert torch.equal(model(x, old)["x_hat"], extended(x, new)["x_hat"])
+        # the new level's latent gains are the lowest level's, scaled by sqrt(0.0025 / 0.01) = 1/2
+        assert torch.allclose(extended.latent_gain.log_gain[0], model.latent_gain.log_gain[0] - np.log(2.0))
+        assert torch.allclose(extended.latent_gain.log_inverse[0], model.latent_gain.log_inverse[0] + np.log(2.0))
+        assert torch.equal(extended.hyper_gain.log_gain[0], model.hyper_gain.log_gain[0])
+    assert extended.config.lambdas == (0.0025, 0.01, 0.04)
 
 
 def test_exported_weights_are_byte_identical_every_time(tmp_path: Path):

@@ -49,3 +49,22 @@ class GainUnit(nn.Module):
     def unscale(self, latent: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """Apply the inverse gain of ``level`` to a quantized latent."""
         return latent * self._interpolate(self.log_inverse, level)
+
+    def remapped(self, lambdas: tuple[float, ...], new_lambdas: tuple[float, ...], exponent: float) -> "GainUnit":
+        """A gain unit for the levels ``new_lambdas``, started from this one's (trained for ``lambdas``).
+
+        Each new level takes the gains of the trained level nearest in log-λ, shifted by
+        ``exponent * log(λ_new / λ_nearest)`` (0.5 for a latent: the high-rate rule of
+        :func:`log_gains_for_lambdas`; 0 keeps the gains), so that added levels start where they belong.
+        """
+        if len(lambdas) != self.levels:
+            raise ValueError(f"{len(lambdas)} trade-offs for a gain unit of {self.levels} levels")
+        old = torch.tensor(lambdas, dtype=torch.float64).log()
+        new = torch.tensor(new_lambdas, dtype=torch.float64).log()
+        nearest = (new[:, None] - old[None, :]).abs().argmin(dim=1)
+        shift = (exponent * (new - old[nearest])).to(self.log_gain.dtype)[:, None]
+        unit = GainUnit(len(new_lambdas), self.log_gain.shape[1])
+        with torch.no_grad():
+            unit.log_gain.copy_(self.log_gain[nearest] + shift)
+            unit.log_inverse.copy_(self.log_inverse[nearest] - shift)
+        return unit

@@ -9,7 +9,7 @@ likelihood models through the shared constriction backend.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +115,17 @@ class ImageHyperprior(nn.Module):
         y_hat = _round_straight_through(y - means) + means if self.training else y_noisy
         x_hat = self.g_s(self.latent_gain.unscale(y_hat, level))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def with_lambdas(self, lambdas: tuple[float, ...]) -> "ImageHyperprior":
+        """A copy of this model for other rate levels: shared weights, gains of each new level started
+        from the nearest trained level (see :meth:`GainUnit.remapped`), e.g. to add lower rates."""
+        lambdas = tuple(lambdas)
+        model = ImageHyperprior(replace(self.config, lambdas=lambdas))
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(("latent_gain.", "hyper_gain."))}
+        model.load_state_dict(state, strict=False)
+        model.latent_gain = self.latent_gain.remapped(self.config.lambdas, lambdas, exponent=0.5)
+        model.hyper_gain = self.hyper_gain.remapped(self.config.lambdas, lambdas, exponent=0.0)
+        return model
 
     def aux_loss(self) -> torch.Tensor:
         """Loss that fits the factorized prior's quantiles (for its coding tables)."""

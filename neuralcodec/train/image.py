@@ -50,7 +50,8 @@ def train_image_hyperprior(
 
     A deterministic ``val_fraction`` of the files is held out for validation. Checkpoints and the
     JSONL log go to ``config.out_dir``. ``init_from`` (a shipped model id or a .safetensors path)
-    starts from existing weights, e.g. to fine-tune a domain codec; a checkpoint in ``out_dir`` wins.
+    starts from existing weights, e.g. to fine-tune a domain codec or to add rate levels (other
+    ``model_config.lambdas``); a checkpoint in ``out_dir`` wins.
     ``whole_images`` trains on whole same-size images (e.g. faces) instead of random crops. ``task_loss``
     (a classifier or face-embedder id/path) adds ``task_weight`` x its task-aware distortion to the loss,
     comparing its output and, with ``task_layers``, those intermediate features too.
@@ -69,10 +70,12 @@ def train_image_hyperprior(
     (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
     if init_from is not None:
         model = model_from_weights(resolve_weights(str(init_from), ImageHyperpriorCodec.name))
-        same_levels = model.config.levels == model_config.levels
-        if not same_levels or replace(model.config, lambdas=model_config.lambdas) != model_config:
+        if replace(model.config, lambdas=model_config.lambdas) != model_config:
             raise InputError(f"{init_from} has architecture {model.config}, not the requested {model_config}")
-        model.config = model_config  # new λs for the same levels: fine-tuning moves each level's gains
+        if model.config.levels == model_config.levels:
+            model.config = model_config  # new λs for the same levels: fine-tuning moves each level's gains
+        else:
+            model = model.with_lambdas(model_config.lambdas)  # levels added or removed
     else:
         model = ImageHyperprior(model_config)
     distortion = perception_task_distortion(task_loss, task_layers) if task_loss else None
