@@ -57,7 +57,7 @@ def main() -> None:
     lines = []
     for name, result in results.items():
         lines += [f"## {name}, first {result['frames']} frames, GOP {args.gop}", "",
-                  f"| model | bpp at quality 1 → 6 | BD-rate vs frame-by-frame | BD-rate vs {reference} |", "|---|---|---|---|"]
+                  f"| model | bpp at each quality, low → high | BD-rate vs frame-by-frame | BD-rate vs {reference} |", "|---|---|---|---|"]
         for label, points in result["curves"].items():
             cells = [result["bd_rate_vs_frame_by_frame"][label], result["bd_rate_vs_reference"].get(label, "reference")]
             cells = [f"{c:+.1f}%" if isinstance(c, float) else c for c in cells]

@@ -41,7 +41,6 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
 SEQUENCES = {"BasketballPass": (SHARED / "BasketballPass_416x240", Fraction(50)),
              "Foreman": (SHARED / "foreman_qcif_176x144_10f.y4m", None),
              "CiscoVT2people": (SHARED / "CiscoVT2people_320x192_9f.y4m", None)}
-QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 MS_SSIM_MIN_SIDE = 161
 
 
@@ -54,11 +53,11 @@ def _distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict[str
 
 
 def learned_curve(model: str | None, frames: list[np.ndarray], info, gop: int, decode: bool = True) -> list[dict]:
-    """Our codec at every quality: whole-file bpp, distortion, and (with ``decode``) a check that decoding
+    """Our codec at every quality level of its model: whole-file bpp, distortion, and (with ``decode``) a check that decoding
     is bit-exact; without it, distortion is measured on the encoder's reconstructions."""
     codec = load_codec(model, "video-st")
     points = []
-    for quality in QUALITIES:
+    for quality in (float(q) for q in range(1, codec.intra.model.config.levels + 1)):
         payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True)
         size = len(container.write(payload))
         decoded = list(codec.decode_frames(payload)) if decode else stats["reconstructions"]
