@@ -2,10 +2,11 @@
 
 * A stride-2 transposed convolution is rewritten as one ordinary convolution that computes the four
   output phases as channels, followed by a pixel shuffle (a "sub-pixel" convolution). On the CPU,
-  oneDNN's transposed convolution is both slower and thread-count dependent in its rounding; its
-  ordinary convolution is neither, so the decoder can keep oneDNN on.
+  oneDNN's transposed convolution is slower and its rounding depends on the thread count.
 * GDN's reparametrized ``beta``/``gamma`` are computed once instead of on every call, and its 1x1
-  convolution runs as a BLAS matrix product (faster than oneDNN's and, again, thread-count independent).
+  convolution runs as a BLAS matrix product (faster than oneDNN's, whose rounding also varies with the
+  thread count). Small products are thread-count independent only in MKL's strict reproducibility
+  mode, which the package turns on at import (see ``neuralcodec/__init__.py``).
 
 The rewritten modules agree with the originals to float rounding (about 1e-6 relative); the codec uses
 them for the encoder's reconstruction and for decoding alike, so files still decode bit-exactly.
@@ -81,8 +82,8 @@ class FrozenGDN(nn.Module):
         self.register_buffer("gamma", gamma.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The 1x1 convolution as a matrix product: oneDNN's 1x1 convolution is slower here and rounds
-        # differently with the thread count; the BLAS product does neither.
+        # The 1x1 convolution as a matrix product: faster than oneDNN's 1x1 convolution here, and its
+        # rounding does not depend on the thread count (with MKL's strict mode, see the module docstring).
         batch, channels, height, width = x.shape
         squares = (x * x).reshape(batch, channels, height * width)
         norm = torch.baddbmm(self.beta.expand(batch, -1, -1), self.gamma.expand(batch, -1, -1), squares)
@@ -94,11 +95,16 @@ def inference_form(transform: nn.Module) -> nn.Module:
     """A frozen copy of ``transform`` with every GDN and every stride-2 transposed convolution of the
     supported layout rewritten (other modules are kept as they are)."""
     module = copy.deepcopy(transform).eval()
+    _rewrite_children(module)
+    return module.requires_grad_(False)
+
+
+def _rewrite_children(module: nn.Module) -> None:
+    """Replace, in place and recursively, the submodules of ``module`` that have an inference form."""
     for name, child in list(module.named_children()):
         if isinstance(child, GDN):
             setattr(module, name, FrozenGDN(child))
         elif isinstance(child, nn.ConvTranspose2d) and SubPixelConvolution.supports(child):
             setattr(module, name, SubPixelConvolution(child))
         else:
-            setattr(module, name, inference_form(child))
-    return module.requires_grad_(False)
+            _rewrite_children(child)
