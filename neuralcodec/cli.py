@@ -139,7 +139,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", default=None,
                    help="start from these weights (shipped model id or .safetensors) instead of random ones; "
                         "video-st: the frozen image model whose transforms code the frames (default: the shipped "
-                        "image-hyperprior)")
+                        "image-hyperprior; a shipped model is referenced by the exported weights, not copied)")
     p.add_argument("--model-id", default=None, help="id stored in the exported weights (default: the run folder name)")
 
 
@@ -313,7 +313,7 @@ PERCEPTION_TASK_OF = {"classifier": "classify", "face-embedder": "face-id"}
 
 
 def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
-    from neuralcodec.pretrained import default_model
+    from neuralcodec.pretrained import default_model, list_models
     from neuralcodec.train.export import export_video_model
     from neuralcodec.train.video import train_video
 
@@ -325,8 +325,12 @@ def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
     if int(os.environ.get("RANK", "0")) != 0:
         return
     path = args.out / "model.safetensors"
-    export_video_model(model, path, model_id=args.model_id or args.out.name)
-    print(f"weights written to {path}; use them with `codec encode VIDEO OUT.ncd --model {path}`")
+    shipped = image_model in {info.model_id for info in list_models()} and not Path(image_model).exists()
+    export_video_model(model, path, model_id=args.model_id or args.out.name,
+                       image_model_id=image_model if shipped else None)
+    print(f"weights written to {path}" + (f" (they name the shipped image model {image_model!r} instead of "
+                                          "holding a copy)" if shipped else "")
+          + f"; use them with `codec encode VIDEO OUT.ncd --model {path}`")
 
 
 def _train_lossless_pc(args: argparse.Namespace, config: TrainConfig) -> None:

@@ -31,8 +31,10 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
 def atomic_output(path: PathLike) -> Iterator[Path]:
     """Yield a not-yet-existing temporary path beside ``path`` with the same suffix.
 
-    Whatever the block writes there is fsynced and renamed onto ``path`` if the block succeeds; on any
-    exception the temporary file is removed and ``path`` is left untouched.
+    Whatever the block writes there is fsynced, given the permissions of a newly created file (or those
+    of the file it replaces; some writers, e.g. safetensors, create owner-only files) and renamed onto
+    ``path`` if the block succeeds; on any exception the temporary file is removed and ``path`` is left
+    untouched.
     """
     target = Path(path)
     _check_output_location(target)
@@ -40,6 +42,7 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     try:
         yield temporary
         _fsync_file(temporary)
+        os.chmod(temporary, _permissions_for(target))
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -100,6 +103,16 @@ def _check_output_location(target: Path) -> None:
     parent = target.parent
     if not parent.is_dir():
         raise InputError(f"cannot write {str(target)!r}: directory {str(parent)!r} does not exist")
+
+
+def _permissions_for(target: Path) -> int:
+    """Mode bits for ``target``: those of the file it replaces, else what ``open`` would create under
+    the process's umask."""
+    if target.is_file():
+        return target.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _normalized(path: PathLike) -> str:

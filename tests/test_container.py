@@ -432,3 +432,18 @@ def test_ensure_not_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     fileio.ensure_not_same_file(source, tmp_path / "out.png")
     with pytest.raises(InputError):
         fileio.ensure_not_same_file(tmp_path / "a.png", tmp_path / "sub" / ".." / "a.png")
+
+
+def test_atomic_output_gives_new_files_the_umask_mode_and_keeps_a_replaced_files(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        target = tmp_path / "new.bin"
+        with fileio.atomic_output(target) as temporary:  # a writer that creates owner-only files
+            temporary.write_bytes(b"x")
+            temporary.chmod(0o600)
+        assert target.stat().st_mode & 0o777 == 0o640
+        target.chmod(0o604)
+        fileio.atomic_write_bytes(target, b"y")
+        assert target.stat().st_mode & 0o777 == 0o604 and target.read_bytes() == b"y"
+    finally:
+        os.umask(previous)

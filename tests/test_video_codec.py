@@ -20,7 +20,7 @@ from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.container import read_file
 from neuralcodec.entropy import SymbolEncoder
 from neuralcodec.errors import CorruptFileError, InputError
-from neuralcodec.pretrained import load_weights_file
+from neuralcodec.pretrained import list_models, load_weights_file
 from neuralcodec.train.export import export_video_model
 from neuralcodec.train.video import frozen_image_model
 from tests.test_video_io import moving_frames
@@ -173,13 +173,9 @@ def test_synthetic_clips_follow_a_smooth_camera_motion():
     assert synthetic_clip(photo[:60, :60], length=3, crop=64, rng=rng) is None  # too small for the motion
 
 
-def test_shipped_video_model_codes_p_frames_cheaper_and_exactly():
-    from neuralcodec.pretrained import list_models
-
-    shipped = [m for m in list_models() if m.codec == "video-st"]
-    if not shipped:
-        pytest.skip("no shipped video model")
-    codec = load_codec(shipped[0].model_id)
+@pytest.mark.parametrize("model_id", [m.model_id for m in list_models() if m.codec == "video-st"])
+def test_shipped_video_models_code_p_frames_cheaper_and_exactly(model_id: str):
+    codec = load_codec(model_id)
     still = moving_frames(1, 128, 192)[0]
     frames = [still, still, np.roll(still, 1, axis=1)]  # a static frame, then a one-pixel pan
     info = VideoInfo(192, 128, Fraction(25), 3)
@@ -187,3 +183,32 @@ def test_shipped_video_model_codes_p_frames_cheaper_and_exactly():
     assert all(np.array_equal(a, b) for a, b in zip(codec.decode_frames(payload), stats["reconstructions"]))
     intra, p_static, p_pan = stats["frame_bytes"]
     assert p_static < 0.5 * intra and p_pan < intra
+
+
+def test_video_weights_can_name_a_shipped_image_model_instead_of_copying_it(tmp_path: Path):
+    from neuralcodec.errors import ModelMismatchError
+    from neuralcodec.pretrained import default_model
+
+    image_id = default_model("image-hyperprior").model_id
+    torch.manual_seed(2)
+    image = frozen_image_model(image_id)
+    model = SpatiotemporalVideoModel(VideoConfig(image.config, hidden=8), image)
+    export_video_model(model, tmp_path / "copy.safetensors", model_id="v")
+    export_video_model(model, tmp_path / "named.safetensors", model_id="v", image_model_id=image_id)
+    copied, named = (load_weights_file(tmp_path / f"{name}.safetensors") for name in ("copy", "named"))
+    assert not any(key.startswith("image.") for key in named.tensors)
+    saved = (tmp_path / "copy.safetensors").stat().st_size - (tmp_path / "named.safetensors").stat().st_size
+    assert saved > 0.99 * default_model("image-hyperprior").path.stat().st_size
+    frames = moving_frames(3, 64, 64)
+    info = VideoInfo(64, 64, Fraction(25), 3)
+    streams = [codec.encode_frames(frames, info, quality=2, gop=3)[0] for codec in map(VideoCodec.from_weights,
+                                                                                         (copied, named))]
+    assert streams[0].sections == streams[1].sections  # the same model, bit for bit
+    tampered = dataclasses.replace(named, config={**named.config, "image_weights": {"model_id": image_id,
+                                                                                     "sha256": "0" * 64}})
+    with pytest.raises(ModelMismatchError, match="sha256"):
+        VideoCodec.from_weights(tampered)
+    other = SpatiotemporalVideoModel(VideoConfig(image.config, hidden=8))  # random image weights
+    with pytest.raises(InputError, match="differ"):
+        export_video_model(other, tmp_path / "bad.safetensors", model_id="v", image_model_id=image_id)
+    assert not (tmp_path / "bad.safetensors").exists()

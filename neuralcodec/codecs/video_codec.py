@@ -17,6 +17,7 @@ File layout (.ncd): metadata ``height``, ``width``, ``level``, ``gop``, ``frames
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import time
 from fractions import Fraction
@@ -32,18 +33,24 @@ from neuralcodec.codecs.image_codec import (
     MEAN_GRID, ImageHyperpriorCodec, check_index_crc, is_constructor_constant, padded_side, require_positive_int,
     restore_model, scale_index_crc, to_uint8_image,
 )
+from neuralcodec.codecs.image_hyperprior import HyperpriorConfig
 from neuralcodec.codecs.inference import inference_form
 from neuralcodec.codecs.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
 from neuralcodec.codecs.video_io import VIDEO_SUFFIXES, VideoInfo, open_video, open_video_writer
 from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
 from neuralcodec.container import Limits, Payload, check_dimensions
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
-from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
+from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError, ModelMismatchError
 from neuralcodec.eval.metrics import psnr
-from neuralcodec.pretrained import LoadedWeights
+from neuralcodec.pretrained import LoadedWeights, load_pretrained
 
 MAX_FRAMES = 65536
 """Frames in one file (bounded by the container's list length)."""
+IMAGE_REFERENCE_KEY = "image_weights"
+"""Config entry of a video weights file that names (id, sha256) the shipped image model it uses instead
+of holding a copy of its tensors."""
+IMAGE_PREFIX = "image."
+"""Prefix of the image model's tensors in a video model's state dict."""
 
 
 def _snap(means: torch.Tensor) -> np.ndarray:
@@ -265,5 +272,22 @@ class VideoCodec:
 
 
 def video_model_from_weights(weights: LoadedWeights) -> SpatiotemporalVideoModel:
-    """The :class:`SpatiotemporalVideoModel` stored in ``weights`` (fp16 tensors are loaded as float32)."""
-    return restore_model(SpatiotemporalVideoModel(VideoConfig.from_dict(weights.config)), weights)
+    """The :class:`SpatiotemporalVideoModel` stored in ``weights`` (fp16 tensors are loaded as float32),
+    completed by the shipped image model the file names, if it names one."""
+    config = VideoConfig.from_dict(weights.config)
+    reference = weights.config.get(IMAGE_REFERENCE_KEY)
+    if reference is not None:
+        weights = dataclasses.replace(weights, tensors={**_referenced_image_tensors(reference, config),
+                                                        **weights.tensors})
+    return restore_model(SpatiotemporalVideoModel(config), weights)
+
+
+def _referenced_image_tensors(reference: dict, config: VideoConfig) -> dict[str, torch.Tensor]:
+    """The tensors of the shipped image model named by ``reference``, checked against its sha256 and config."""
+    image = load_pretrained(reference["model_id"])
+    if image.sha256 != reference["sha256"]:
+        raise ModelMismatchError(f"the video model was trained on image model {reference['model_id']!r} with "
+                                 f"sha256 {reference['sha256'][:16]}..., the installed one has {image.sha256[:16]}...")
+    if HyperpriorConfig.from_dict(image.config) != config.image:
+        raise ModelMismatchError(f"image model {reference['model_id']!r} does not have the video model's image config")
+    return {IMAGE_PREFIX + key: value for key, value in image.tensors.items()}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch import nn
-
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
-from neuralcodec.codecs.image_hyperprior import ImageHyperprior
-from neuralcodec.codecs.video_codec import VideoCodec
+from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.video_codec import IMAGE_PREFIX, IMAGE_REFERENCE_KEY, VideoCodec
 from neuralcodec.codecs.video_model import SpatiotemporalVideoModel
-from neuralcodec.pretrained import save_weights
+from neuralcodec.errors import InputError
+from neuralcodec.pretrained import get_model_info, load_pretrained, save_weights
 
 
 def export_image_hyperprior(model: ImageHyperprior, path: str | Path, model_id: str) -> str:
@@ -19,18 +18,39 @@ def export_image_hyperprior(model: ImageHyperprior, path: str | Path, model_id: 
     The model is first rounded to fp16 in place, so that the coding tables are built from exactly the
     weights that are shipped and every decoder loading the file gets the same tables.
     """
-    return _export(model, ImageHyperpriorCodec, path, model_id)
-
-
-def export_video_model(model: SpatiotemporalVideoModel, path: str | Path, model_id: str) -> str:
-    """Write a video model (image model + spatiotemporal prior) like :func:`export_image_hyperprior`,
-    with the z tables of both; returns the file's sha256."""
-    return _export(model, VideoCodec, path, model_id)
-
-
-def _export(model: nn.Module, codec: type[ImageHyperpriorCodec] | type[VideoCodec], path: str | Path,
-            model_id: str) -> str:
     model = model.cpu().eval()
     model.half().float()
-    return save_weights(path, codec.export_tensors(model), codec=codec.name, model_id=model_id,
-                        config=model.config.to_dict())
+    return save_weights(path, ImageHyperpriorCodec.export_tensors(model), codec=ImageHyperpriorCodec.name,
+                        model_id=model_id, config=model.config.to_dict())
+
+
+def export_video_model(model: SpatiotemporalVideoModel, path: str | Path, model_id: str,
+                       image_model_id: str | None = None) -> str:
+    """Write a video model (image model + spatiotemporal prior) like :func:`export_image_hyperprior`,
+    with the z tables of both; returns the file's sha256.
+
+    With ``image_model_id`` (a shipped image model whose weights the video model's image part equals
+    exactly), the file names that model and its sha256 instead of holding a copy of its tensors.
+    """
+    model = model.cpu().eval()
+    model.half().float()
+    tensors = VideoCodec.export_tensors(model)
+    config = model.config.to_dict()
+    if image_model_id is not None:
+        _drop_shipped_image_tensors(tensors, model.config.image, image_model_id)
+        config[IMAGE_REFERENCE_KEY] = {"model_id": image_model_id, "sha256": get_model_info(image_model_id).sha256}
+    return save_weights(path, tensors, codec=VideoCodec.name, model_id=model_id, config=config)
+
+
+def _drop_shipped_image_tensors(tensors: dict, config: HyperpriorConfig, image_model_id: str) -> None:
+    """Remove the image model's tensors from ``tensors`` after checking they equal the shipped ones."""
+    shipped = load_pretrained(image_model_id)
+    if HyperpriorConfig.from_dict(shipped.config) != config:
+        raise InputError(f"the video model's image config differs from {image_model_id!r}'s")
+    own = {key[len(IMAGE_PREFIX):]: tensors.pop(key) for key in list(tensors) if key.startswith(IMAGE_PREFIX)}
+    differing = sorted(key for key in own.keys() | shipped.tensors.keys()
+                       if key not in own or key not in shipped.tensors
+                       or not own[key].to(shipped.tensors[key].dtype).equal(shipped.tensors[key]))
+    if differing:
+        raise InputError(f"the video model's image weights differ from {image_model_id!r}'s "
+                         f"({len(differing)} tensors, e.g. {differing[0]}); export them with the file instead")
