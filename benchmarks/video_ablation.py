@@ -45,7 +45,9 @@ def main() -> None:
             info = reader.info
             frames = [frame for _, frame in zip(range(args.frames), reader)]
         intra = learned_curve(models[reference], frames, info, 1, decode=False)
-        curves = {label: learned_curve(weights, frames, info, args.gop, decode=False) for label, weights in models.items()}
+        # fixed groups of pictures: the rate of the P-frame priors themselves, never replaced by I-frames
+        curves = {label: learned_curve(weights, frames, info, args.gop, decode=False, adaptive_intra=False)
+                  for label, weights in models.items()}
         results[name] = {
             "frames": len(frames), "frame_by_frame": intra, "curves": curves,
             "bd_rate_vs_frame_by_frame": {k: bd_rate_or_reason(_psnr_curve(intra), _psnr_curve(v)) for k, v in curves.items()},

@@ -52,13 +52,16 @@ def _distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict[str
             "ms_ssim": None if small else float(np.mean([ms_ssim(a, b) for a, b in zip(frames, decoded)]))}
 
 
-def learned_curve(model: str | None, frames: list[np.ndarray], info, gop: int, decode: bool = True) -> list[dict]:
+def learned_curve(model: str | None, frames: list[np.ndarray], info, gop: int, decode: bool = True,
+                  adaptive_intra: bool = True) -> list[dict]:
     """Our codec at every quality level of its model: whole-file bpp, distortion, and (with ``decode``) a check that decoding
-    is bit-exact; without it, distortion is measured on the encoder's reconstructions."""
+    is bit-exact; without it, distortion is measured on the encoder's reconstructions. ``adaptive_intra``: as
+    ``codec encode`` does, code a P-frame position as an I-frame when that is smaller."""
     codec = load_codec(model, "video-st")
     points = []
     for quality in (float(q) for q in range(1, codec.intra.model.config.levels + 1)):
-        payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True)
+        payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True,
+                                             adaptive_intra=adaptive_intra)
         size = len(container.write(payload))
         decoded = list(codec.decode_frames(payload)) if decode else stats["reconstructions"]
         exact = all(np.array_equal(a, b) for a, b in zip(decoded, stats["reconstructions"])) if decode else None
@@ -66,6 +69,7 @@ def learned_curve(model: str | None, frames: list[np.ndarray], info, gop: int, d
         points.append({"quality": quality, "bpp": 8 * size / pixels, "bit_exact": exact,
                        "i_frame_bytes": int(sum(stats["frame_bytes"][::gop])),
                        "p_frame_bytes": int(sum(stats["frame_bytes"]) - sum(stats["frame_bytes"][::gop])),
+                       "adaptive_i_frames": len(stats["intra_frames"]),
                        "encode_fps": len(frames) / stats["seconds"], **_distortion(frames, decoded)})
     return points
 

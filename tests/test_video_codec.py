@@ -61,6 +61,25 @@ def test_decoded_frames_equal_the_encoders_reconstructions(tiny_weights: Path, t
     assert np.array_equal(decoded[3], (image_reconstruction[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
 
+def test_frames_cheaper_as_i_frames_are_coded_as_i_frames(video_weights: Path):
+    codec = _codec(video_weights)
+    frames = moving_frames(7)
+    fixed, fixed_stats = codec.encode_frames(frames, INFO, quality=2, gop=7, adaptive_intra=False)
+    adaptive, stats = codec.encode_frames(frames, INFO, quality=2, gop=7, keep_reconstructions=True)
+    assert fixed.metadata["intra_frames"] == [] and adaptive.metadata["intra_frames"] == stats["intra_frames"]
+    # frame 1 has the same reference in both files: it holds the smaller of its P-frame and its I-frame
+    p_bytes = fixed_stats["frame_bytes"][1]
+    i_bytes = codec.encode_frames(frames[1:2], INFO, quality=2, gop=1)[0].metadata["frame_bytes"][0]
+    assert stats["frame_bytes"][1] == min(p_bytes, i_bytes) and (1 in stats["intra_frames"]) == (i_bytes < p_bytes)
+    assert all(np.array_equal(a, b) for a, b in zip(codec.decode_frames(adaptive), stats["reconstructions"]))
+    for bad in ("x", [99], [-1]):
+        corrupt = dataclasses.replace(adaptive, metadata={**adaptive.metadata, "intra_frames": bad})
+        with pytest.raises(CorruptFileError, match="intra frames"):
+            list(codec.decode_frames(corrupt))
+    legacy = dataclasses.replace(fixed, metadata={k: v for k, v in fixed.metadata.items() if k != "intra_frames"})
+    assert [f.tobytes() for f in codec.decode_frames(legacy)] == [f.tobytes() for f in codec.decode_frames(fixed)]
+
+
 def test_decoding_is_independent_of_thread_count(video_weights: Path):
     codec = _codec(video_weights)
     payload, stats = codec.encode_frames(moving_frames(4), INFO, quality=1.5, gop=4)
@@ -177,12 +196,14 @@ def test_synthetic_clips_follow_a_smooth_camera_motion():
 def test_shipped_video_models_code_p_frames_cheaper_and_exactly(model_id: str):
     codec = load_codec(model_id)
     still = moving_frames(1, 128, 192)[0]
-    frames = [still, still, np.roll(still, 1, axis=1)]  # a static frame, then a one-pixel pan
-    info = VideoInfo(192, 128, Fraction(25), 3)
-    payload, stats = codec.encode_frames(frames, info, quality=3, gop=3, keep_reconstructions=True)
+    other = np.ascontiguousarray(np.flip(still, axis=(0, 1))[..., ::-1])
+    frames = [still, still, np.roll(still, 1, axis=1), other]  # static, a one-pixel pan, then a scene cut
+    info = VideoInfo(192, 128, Fraction(25), 4)
+    payload, stats = codec.encode_frames(frames, info, quality=3, gop=4, keep_reconstructions=True)
     assert all(np.array_equal(a, b) for a, b in zip(codec.decode_frames(payload), stats["reconstructions"]))
-    intra, p_static, p_pan = stats["frame_bytes"]
+    intra, p_static, p_pan, after_cut = stats["frame_bytes"]
     assert p_static < 0.5 * intra and p_pan < intra
+    assert stats["intra_frames"] == [3]  # the cut is coded as an I-frame
 
 
 def test_video_weights_can_name_a_shipped_image_model_instead_of_copying_it(tmp_path: Path):

@@ -3,7 +3,8 @@
 Bitstream of a P-frame (decode order): the hyper-latent ``z_t`` (its own learned factorized tables),
 then the anchor residuals ``round(y - μ)`` (checkerboard positions with ``(i + j)`` even) with the
 Gaussian tables, then the other positions, whose parameters also use the decoded anchors. I-frames
-(the first frame of each group of pictures) are coded exactly as the image codec codes an image.
+(the first frame of each group of pictures, and any other frame whose I-frame is smaller than its
+P-frame, e.g. after a scene cut) are coded exactly as the image codec codes an image.
 
 Determinism: every quantity a decoder rebuilds (the priors, the fusion, the gains) runs in float64 on
 the CPU; means are snapped to a 1/``MEAN_GRID`` grid and scales to the shared table, and each frame
@@ -11,7 +12,9 @@ stores a CRC32 of its scale indexes. A frame's reconstruction depends only on it
 decoder's frames equal the encoder's bit for bit, and nothing drifts over a long group of pictures.
 
 File layout (.ncd): metadata ``height``, ``width``, ``level``, ``gop``, ``frames``, ``fps_num``/``fps_den``,
-``frame_bytes`` (list) and ``index_crc`` (list); one section ``frames`` holding the streams back to back.
+``frame_bytes`` (list), ``index_crc`` (list) and ``intra_frames`` (indexes of frames coded as I-frames
+inside a group of pictures, because that was smaller: scene cuts); one section ``frames`` holding the
+streams back to back.
 """
 
 from __future__ import annotations
@@ -151,16 +154,38 @@ class VideoCodec:
         check_index_crc(np.concatenate(scale_rows), index_crc)
         return torch.from_numpy(y_hat).float()
 
+    def _code_frame(self, y: torch.Tensor, previous: torch.Tensor | None, level: float,
+                    adaptive_intra: bool) -> tuple[bytes, torch.Tensor, int, bool]:
+        """Code a frame's latent as a P-frame given the previous decoded latent, or as an I-frame when
+        there is none or (``adaptive_intra``) when that is smaller. Both choices quantize the same latent
+        (with other means), so they cost the same distortion on average and the rate decides.
+        Returns (stream, ŷ, index CRC, coded as an I-frame)."""
+        candidates = []
+        if previous is not None:
+            encoder = SymbolEncoder()
+            y_hat, crc = self.encode_p_frame(y, previous, level, encoder)
+            candidates.append((encoder.finish(), y_hat, crc, False))
+        if previous is None or adaptive_intra:
+            encoder = SymbolEncoder()
+            y_hat, crc = self.intra.encode_latent(y, level, encoder)
+            candidates.append((encoder.finish(), y_hat, crc, True))
+        return min(candidates, key=lambda candidate: len(candidate[0]))
+
     # ------------------------------------------------------------------ sequences
     @torch.no_grad()
     def encode_frames(self, frames, info: VideoInfo, quality: float | None = None, gop: int = DEFAULT_GOP,
-                      progress: bool = False, keep_reconstructions: bool = False) -> tuple[Payload, dict]:
+                      progress: bool = False, keep_reconstructions: bool = False,
+                      adaptive_intra: bool = True) -> tuple[Payload, dict]:
         """Code an iterable of (H, W, 3) uint8 frames; returns the payload and statistics (per-frame bytes,
-        PSNR and reconstruction hashes; the reconstructions themselves with ``keep_reconstructions``)."""
+        PSNR and reconstruction hashes; the reconstructions themselves with ``keep_reconstructions``).
+
+        The first frame of each group of ``gop`` frames is an I-frame; with ``adaptive_intra`` any other
+        frame is coded as an I-frame too when that is smaller than its P-frame (a scene cut, say).
+        """
         if gop < 1:
             raise InputError(f"the group of pictures must be at least 1 frame, got {gop}")
         level = self.intra.level_of(quality)
-        streams, crcs, psnrs, hashes, reconstructions = [], [], [], [], []
+        streams, crcs, psnrs, hashes, reconstructions, extra_intra = [], [], [], [], [], []
         previous: torch.Tensor | None = None
         started = time.perf_counter()
         bar = tqdm(frames, total=info.frames, unit="frame", desc="encoding", disable=not progress, leave=False)
@@ -169,12 +194,12 @@ class VideoCodec:
                 raise InputError(f"videos of more than {MAX_FRAMES} frames are not supported in one file")
             x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
             y = self.intra.analyze(x, level)
-            encoder = SymbolEncoder()
-            if index % gop == 0:
-                previous, crc = self.intra.encode_latent(y, level, encoder)
-            else:
-                previous, crc = self.encode_p_frame(y, previous, level, encoder)
-            streams.append(encoder.finish())
+            predicted = index % gop != 0
+            stream, previous, crc, coded_intra = self._code_frame(y, previous if predicted else None, level,
+                                                                  adaptive_intra)
+            if predicted and coded_intra:
+                extra_intra.append(index)
+            streams.append(stream)
             crcs.append(crc)
             decoded = to_uint8_image(self.intra.synthesize(previous, level, info.height, info.width))
             psnrs.append(psnr(frame, decoded))
@@ -189,10 +214,10 @@ class VideoCodec:
             codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
             metadata={"height": info.height, "width": info.width, "level": level, "gop": gop,
                       "frames": len(streams), "fps_num": fps.numerator, "fps_den": fps.denominator,
-                      "frame_bytes": [len(s) for s in streams], "index_crc": crcs},
+                      "frame_bytes": [len(s) for s in streams], "index_crc": crcs, "intra_frames": extra_intra},
             sections={"frames": b"".join(streams)},
         )
-        stats = {"frame_bytes": [len(s) for s in streams], "psnr": psnrs, "sha256": hashes,
+        stats = {"frame_bytes": [len(s) for s in streams], "intra_frames": extra_intra, "psnr": psnrs, "sha256": hashes,
                  "reconstructions": reconstructions, "seconds": time.perf_counter() - started}
         return payload, stats
 
@@ -206,6 +231,10 @@ class VideoCodec:
         if not isinstance(lengths, list) or not isinstance(crcs, list) or len(lengths) != info.frames \
                 or len(crcs) != info.frames or any(n < 0 for n in lengths):
             raise CorruptFileError("the file's frame index is missing or inconsistent")
+        extra_intra = meta.get("intra_frames", [])  # absent in files of earlier versions
+        if not isinstance(extra_intra, list) or not all(isinstance(i, int) and 0 <= i < info.frames for i in extra_intra):
+            raise CorruptFileError("the file's list of intra frames is invalid")
+        intra_frames = set(extra_intra) | set(range(0, info.frames, gop))
         data = payload.sections.get("frames")
         if data is None or len(data) != sum(lengths):
             raise CorruptFileError("the file's frame data is missing or does not match its index")
@@ -216,7 +245,7 @@ class VideoCodec:
         for index in tqdm(range(info.frames), unit="frame", desc="decoding", disable=not progress, leave=False):
             try:
                 decoder = SymbolDecoder(data[offsets[index]:offsets[index + 1]])
-                if index % gop == 0:
+                if index in intra_frames:
                     previous = self.intra.decode_latent(info.height, info.width, level, decoder, crcs[index])
                 else:
                     previous = self.decode_p_frame(latent_shape, previous, level, decoder, crcs[index])
@@ -249,7 +278,8 @@ class VideoCodec:
         frames = len(stats["frame_bytes"])
         info = VideoInfo(info.width, info.height, info.fps, frames)
         result = {"width": info.width, "height": info.height, "frames": frames, "fps": float(info.fps),
-                  "gop": options.gop, "quality": self.intra.level_of(options.quality) + 1,
+                  "gop": options.gop, "extra_i_frames": len(stats["intra_frames"]),
+                  "quality": self.intra.level_of(options.quality) + 1,
                   "psnr_rgb": round(float(np.mean(stats["psnr"])), 3),
                   "encode_fps": round(frames / stats["seconds"], 2),
                   "seconds": round(time.perf_counter() - started, 3)}
