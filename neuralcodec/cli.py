@@ -313,7 +313,8 @@ PERCEPTION_TASK_OF = {"classifier": "classify", "face-embedder": "face-id"}
 
 
 def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
-    from neuralcodec.pretrained import default_model, list_models
+    from neuralcodec.codecs.registry import names_weights_file
+    from neuralcodec.pretrained import default_model
     from neuralcodec.train.export import export_video_model
     from neuralcodec.train.video import train_video
 
@@ -325,7 +326,7 @@ def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
     if int(os.environ.get("RANK", "0")) != 0:
         return
     path = args.out / "model.safetensors"
-    shipped = image_model in {info.model_id for info in list_models()} and not Path(image_model).exists()
+    shipped = not names_weights_file(image_model)  # train_video loaded it, so it is a shipped id
     export_video_model(model, path, model_id=args.model_id or args.out.name,
                        image_model_id=image_model if shipped else None)
     print(f"weights written to {path}" + (f" (they name the shipped image model {image_model!r} instead of "

@@ -40,13 +40,15 @@ def family_for_input(path: Path) -> str:
     raise InputError(f"no codec encodes {suffix or 'suffix-less'} files by default; pass --codec or --model")
 
 
+def names_weights_file(model: str) -> bool:
+    """Whether ``model`` (as given to ``--model`` / ``--init-from``) is a weights file, not a shipped id."""
+    return model.endswith(".safetensors") or Path(model).is_file()
+
+
 def resolve_weights(model: str | None, codec: str | None) -> LoadedWeights:
     """Weights from a shipped model id, a path to a .safetensors file, or the codec's default model."""
     if model is not None:
-        if model.endswith(".safetensors") or Path(model).is_file():
-            weights = load_weights_file(model)
-        else:
-            weights = load_pretrained(model)
+        weights = load_weights_file(model) if names_weights_file(model) else load_pretrained(model)
         if codec is not None and weights.codec != codec:
             raise InputError(f"model {weights.model_id!r} is a {weights.codec} model, not {codec}")
         return weights

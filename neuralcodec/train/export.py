@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
+from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, ModelT
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
 from neuralcodec.codecs.video_codec import IMAGE_PREFIX, IMAGE_REFERENCE_KEY, VideoCodec
 from neuralcodec.codecs.video_model import SpatiotemporalVideoModel
 from neuralcodec.errors import InputError
-from neuralcodec.pretrained import get_model_info, load_pretrained, save_weights
+from neuralcodec.pretrained import load_pretrained, save_weights
 
 
 def export_image_hyperprior(model: ImageHyperprior, path: str | Path, model_id: str) -> str:
@@ -18,8 +18,7 @@ def export_image_hyperprior(model: ImageHyperprior, path: str | Path, model_id: 
     The model is first rounded to fp16 in place, so that the coding tables are built from exactly the
     weights that are shipped and every decoder loading the file gets the same tables.
     """
-    model = model.cpu().eval()
-    model.half().float()
+    model = _rounded_to_fp16(model)
     return save_weights(path, ImageHyperpriorCodec.export_tensors(model), codec=ImageHyperpriorCodec.name,
                         model_id=model_id, config=model.config.to_dict())
 
@@ -32,18 +31,25 @@ def export_video_model(model: SpatiotemporalVideoModel, path: str | Path, model_
     With ``image_model_id`` (a shipped image model whose weights the video model's image part equals
     exactly), the file names that model and its sha256 instead of holding a copy of its tensors.
     """
-    model = model.cpu().eval()
-    model.half().float()
+    model = _rounded_to_fp16(model)
     tensors = VideoCodec.export_tensors(model)
     config = model.config.to_dict()
     if image_model_id is not None:
-        _drop_shipped_image_tensors(tensors, model.config.image, image_model_id)
-        config[IMAGE_REFERENCE_KEY] = {"model_id": image_model_id, "sha256": get_model_info(image_model_id).sha256}
+        sha256 = _drop_shipped_image_tensors(tensors, model.config.image, image_model_id)
+        config[IMAGE_REFERENCE_KEY] = {"model_id": image_model_id, "sha256": sha256}
     return save_weights(path, tensors, codec=VideoCodec.name, model_id=model_id, config=config)
 
 
-def _drop_shipped_image_tensors(tensors: dict, config: HyperpriorConfig, image_model_id: str) -> None:
-    """Remove the image model's tensors from ``tensors`` after checking they equal the shipped ones."""
+def _rounded_to_fp16(model: ModelT) -> ModelT:
+    """``model`` on the CPU in eval mode, its weights rounded to fp16 in place (kept as float32)."""
+    model = model.cpu().eval()
+    model.half().float()
+    return model
+
+
+def _drop_shipped_image_tensors(tensors: dict, config: HyperpriorConfig, image_model_id: str) -> str:
+    """Remove the image model's tensors from ``tensors`` after checking they equal the shipped ones;
+    returns the shipped file's sha256."""
     shipped = load_pretrained(image_model_id)
     if HyperpriorConfig.from_dict(shipped.config) != config:
         raise InputError(f"the video model's image config differs from {image_model_id!r}'s")
@@ -54,3 +60,4 @@ def _drop_shipped_image_tensors(tensors: dict, config: HyperpriorConfig, image_m
     if differing:
         raise InputError(f"the video model's image weights differ from {image_model_id!r}'s "
                          f"({len(differing)} tensors, e.g. {differing[0]}); export them with the file instead")
+    return shipped.sha256
