@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -e '.[test,eval,bench]'
 	$(PY) benchmarks/entropy_throughput.py --json benchmarks/results/entropy_throughput.json
 	$(PY) benchmarks/image_speed.py --json benchmarks/results/image_speed.json
+	$(PY) benchmarks/train_speed.py --json benchmarks/results/train_speed.json
 	$(PY) benchmarks/kodak_rd.py --out benchmarks/results/kodak
 	$(PY) benchmarks/lossless_rate.py --dataset mnist --out benchmarks/results/lossless
 	$(PY) benchmarks/lossless_rate.py --dataset fashion-mnist --out benchmarks/results/lossless

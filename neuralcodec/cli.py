@@ -134,7 +134,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on GPU")
+    p.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bf16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init-from", default=None,
                    help="start from these weights (shipped model id or .safetensors) instead of random ones; "
@@ -267,8 +267,8 @@ def _run_train(args: argparse.Namespace) -> None:
         validate_every=args.validate_every, num_workers=args.workers, seed=args.seed, threads=args.threads,
         val_batch_size=defaults["val_batch_size"], **({"device": args.device} if args.device else {}),
     )
-    if args.no_amp or args.family == "lossless-pc":
-        config.amp = False  # the circuit's log-space sums need float32
+    if args.no_amp:
+        config.amp = False
     if args.data is None and not (args.family == "video-st" and args.synthetic_from is not None):
         raise InputError(f"codec train {args.family} needs --data")
     trainers = {"image-hyperprior": _train_image_hyperprior, "video-st": _train_video, "lossless-pc": _train_lossless_pc,

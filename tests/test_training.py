@@ -11,11 +11,13 @@ import torch
 from PIL import Image
 
 from neuralcodec.cli import main
+from neuralcodec.codecs.idx import write_idx
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.train.datasets import RandomCropDataset, list_images, split_files
 from neuralcodec.train.image_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
-from neuralcodec.train.loop import TrainConfig, fit, load_checkpoint
+from neuralcodec.train.loop import TrainConfig, autocast_available, fit, load_checkpoint
 
 
 @pytest.fixture
@@ -136,3 +138,47 @@ def test_exported_weights_are_byte_identical_every_time(tmp_path: Path):
     assert len(hashes) == 1
     loaded = load_weights_file(tmp_path / "w0.safetensors")
     assert (loaded.codec, loaded.model_id, loaded.config) == ("codec-x", "model-y", config)
+
+
+needs_bf16 = pytest.mark.skipif(not autocast_available(torch.device("cpu")), reason="this CPU has no native bf16")
+
+
+@needs_bf16
+def test_bf16_autocast_runs_the_transforms_in_bf16_and_the_entropy_models_in_float32():
+    torch.manual_seed(0)
+    image = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.1))).train()
+    video = SpatiotemporalVideoModel(VideoConfig(image.config, hidden=8), image).train()
+    x = torch.rand(2, 3, 64, 64)
+    level = torch.tensor([0.0, 1.0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = image(x, level)
+        y = image.latent_gain.scale(image.g_a(x), level).float()
+        p_frame = video.prior(y, y.round(), video.latent_gain(level), level)
+    assert out["x_hat"].dtype == torch.bfloat16
+    for likelihoods in (out["likelihoods"], p_frame["likelihoods"]):
+        assert all(lik.dtype == torch.float32 for lik in likelihoods.values())
+
+
+@needs_bf16
+def test_fit_with_cpu_autocast_trains_float32_parameters(image_folder: Path, tmp_path: Path):
+    torch.manual_seed(0)
+    model = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.1)))
+    before = model.g_a[0].weight.detach().clone()
+    data = RandomCropDataset(list_images(image_folder), crop=64, samples_per_epoch=8)
+    config = TrainConfig(out_dir=str(tmp_path / "run"), steps=3, batch_size=2, validate_every=100, device="cpu", amp=True)
+    fit(model, ImageRateDistortionTask(model.config.lambdas), data, None, config)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert records and all(np.isfinite(r["loss"]) for r in records)
+    assert model.g_a[0].weight.dtype == torch.float32
+    assert not torch.equal(model.g_a[0].weight, before)
+
+
+def test_lossless_training_stays_float32_whatever_amp_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import neuralcodec.train.lossless as lossless
+
+    seen = []
+    monkeypatch.setattr(lossless, "fit", lambda model, task, train, val, config: seen.append(config) or model)
+    images = np.random.default_rng(0).integers(0, 256, size=(20, 6, 6), dtype=np.uint8)
+    write_idx(tmp_path / "train-ubyte.gz", images)
+    lossless.train_lossless_pc(tmp_path / "train-ubyte.gz", TrainConfig(out_dir=str(tmp_path / "run"), amp=True), hidden=2)
+    assert [config.amp for config in seen] == [False]

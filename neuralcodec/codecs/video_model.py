@@ -141,7 +141,7 @@ class SpatiotemporalPrior(nn.Module):
             ctx_means, ctx_scales = self.parameters_from(priors, u_prev, y_anchor_hat / gain)
             means = anchors * means + (1 - anchors) * ctx_means
             scales = anchors * scales + (1 - anchors) * ctx_scales
-        means, scales = gain * means, gain * scales
+        means, scales = gain * means.float(), gain * scales.float()  # float32 under bf16 autocast too
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means, training=self.training)
         y_hat = (torch.round(y - means) + means).detach()
         return {"likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}

@@ -7,6 +7,7 @@ exact log-likelihood through the shared training loop (its checkpoints, log, val
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,8 @@ def build_model(train: np.ndarray, hidden: int, seed: int, structure_images: int
 
 def train_lossless_pc(data: str | Path, config: TrainConfig, hidden: int = 32,
                       val_fraction: float = 0.05) -> HiddenChowLiuTree:
-    """Train (or resume) an HCLT on the images of ``data`` (an IDX file or a folder of same-size images)."""
+    """Train (or resume) an HCLT on the images of ``data`` (an IDX file or a folder of same-size images);
+    always in float32, whatever ``config.amp`` says."""
     images, _, _ = read_images(Path(data), Limits())
     if len(images) < 2:
         raise InputError(f"{data} holds {len(images)} image(s); training needs many")
@@ -95,7 +97,8 @@ def train_lossless_pc(data: str | Path, config: TrainConfig, hidden: int = 32,
         model = build_model(train, hidden, config.seed)
         tree_path.write_text(json.dumps({"order": model.order.tolist(), "parent": model.parent.tolist()}))
     (out_dir / "model_config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
-    return fit(model, LikelihoodTask(), FlatImages(train), FlatImages(val) if len(val) else None, config)
+    float32 = replace(config, amp=False)  # the circuit's log-space sums need float32
+    return fit(model, LikelihoodTask(), FlatImages(train), FlatImages(val) if len(val) else None, float32)
 
 
 def export_lossless_pc(model: HiddenChowLiuTree, path: str | Path, model_id: str) -> str:
