@@ -3,7 +3,8 @@ uses where :func:`neuralcodec.train.loop.autocast_available` says so), in one ru
 
 One step = the loop's own ``ImageRateDistortionTask.training_step`` (forward, rate-distortion loss),
 backward and an Adam update, on a batch of random crops at the shipped model's widths. Random
-weights (timing only); median of ``--repeats`` steps after a warm-up step.
+weights (timing only); median of ``--repeats`` steps after a warm-up step. It also reports how far the
+bf16 gradient of one batch is from the float32 one (same weights, noise and levels): cosine and norm ratio.
 
     python benchmarks/train_speed.py [--n 96 --m 128 --batch-size 8 --crop 256] [--json out.json]
 """
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import torch
 
+from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.registry import resolve_weights
 from neuralcodec.train.image_task import ImageRateDistortionTask
 from neuralcodec.train.loop import autocast_available, cpu_has_native_bf16
 
@@ -51,6 +54,36 @@ def _step_seconds(batch: torch.Tensor, config: HyperpriorConfig, amp: bool, repe
     return statistics.median(times)
 
 
+def _photo_crops(count: int, crop: int) -> torch.Tensor:
+    """``count`` random ``crop``-pixel crops of scikit-image's astronaut photo (512x512), in [0, 1]."""
+    from skimage import data
+
+    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255
+    crop = min(crop, photo.shape[-1])
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.randint(photo.shape[-1] - crop + 1, (count, 2), generator=generator).tolist()
+    return torch.stack([photo[:, top : top + crop, left : left + crop] for top, left in corners])
+
+
+def _gradient_agreement(batch: torch.Tensor, model: ImageHyperprior) -> dict:
+    model = model.train().to(batch.device)
+    task = ImageRateDistortionTask(model.config.lambdas)
+
+    def gradient(amp: bool) -> torch.Tensor:
+        torch.manual_seed(1)  # the same levels and quantization noise for both
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = task.training_step(model, batch)["loss"]
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    float32, bfloat16 = gradient(False), gradient(True)
+    return {
+        "gradient_cosine": round(float(torch.nn.functional.cosine_similarity(float32, bfloat16, dim=0)), 4),
+        "gradient_norm_ratio": round(float(bfloat16.norm() / float32.norm()), 4),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=96)
@@ -60,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--gradient-model", default=None,
+                        help="shipped model id or .safetensors file for the gradient check (default: the default image model)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -69,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bf16 autocast is not used on {device} (no native bf16): nothing to compare", file=sys.stderr)
         return 1
     config = HyperpriorConfig(n=args.n, m=args.m, lambdas=LAMBDAS)
+    trained = model_from_weights(resolve_weights(args.gradient_model, ImageHyperpriorCodec.name))
     batch = torch.rand(args.batch_size, 3, args.crop, args.crop, device=device)
     float32 = _step_seconds(batch, config, amp=False, repeats=args.repeats)
     bfloat16 = _step_seconds(batch, config, amp=True, repeats=args.repeats)
@@ -77,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "n": args.n, "m": args.m, "batch_size": args.batch_size, "crop": args.crop,
         "float32_step_s": round(float32, 4), "bf16_autocast_step_s": round(bfloat16, 4),
         "bf16_speedup": round(float32 / bfloat16, 2),
+        "gradient_model": args.gradient_model or "default image model",
+        **_gradient_agreement(_photo_crops(args.batch_size, args.crop).to(device), trained),
     }
     print(json.dumps(result, indent=2))
     if args.json is not None:
