@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from image_speed import _median_time
 
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
@@ -29,29 +28,25 @@ from neuralcodec.train.loop import autocast_available, cpu_has_native_bf16
 LAMBDAS = (0.0018, 0.0067, 0.025)
 
 
+def _loss(model: ImageHyperprior, task: ImageRateDistortionTask, batch: torch.Tensor, amp: bool) -> torch.Tensor:
+    """The loop's training loss of one batch, with or without bf16 autocast."""
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=amp):
+        return task.training_step(model, batch)["loss"]
+
+
 def _step_seconds(batch: torch.Tensor, config: HyperpriorConfig, amp: bool, repeats: int) -> float:
     torch.manual_seed(0)
     model = ImageHyperprior(config).train().to(batch.device)
     task = ImageRateDistortionTask(config.lambdas)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-    device = batch.device.type
 
     def step() -> None:
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-            loss = task.training_step(model, batch)["loss"]
+        loss = _loss(model, task, batch, amp)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
 
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return _median_time(step, repeats, batch.device.type)
 
 
 def _photo_crops(count: int, crop: int) -> torch.Tensor:
@@ -72,9 +67,7 @@ def _gradient_agreement(batch: torch.Tensor, model: ImageHyperprior) -> dict:
     def gradient(amp: bool) -> torch.Tensor:
         torch.manual_seed(1)  # the same levels and quantization noise for both
         model.zero_grad(set_to_none=True)
-        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = task.training_step(model, batch)["loss"]
-        loss.backward()
+        _loss(model, task, batch, amp).backward()
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
     float32, bfloat16 = gradient(False), gradient(True)

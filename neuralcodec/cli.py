@@ -134,7 +134,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-amp", action="store_true", help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bf16)")
+    p.add_argument("--no-amp", action="store_true",
+                   help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bf16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init-from", default=None,
                    help="start from these weights (shipped model id or .safetensors) instead of random ones; "

@@ -29,12 +29,16 @@ def image_folder(tmp_path: Path, photo: np.ndarray) -> Path:
     return folder
 
 
-def _tiny_fit(image_folder: Path, out: Path, steps: int) -> ImageHyperprior:
+def _tiny_model() -> ImageHyperprior:
     torch.manual_seed(0)
-    model = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.1)))
+    return ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.1)))
+
+
+def _tiny_fit(image_folder: Path, out: Path, steps: int, amp: bool = False) -> ImageHyperprior:
+    model = _tiny_model()
     data = RandomCropDataset(list_images(image_folder), crop=64, samples_per_epoch=8)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=2, checkpoint_every=2, validate_every=100,
-                         device="cpu", amp=False)
+                         device="cpu", amp=amp)
     return fit(model, ImageRateDistortionTask(model.config.lambdas), data, None, config)
 
 
@@ -145,8 +149,7 @@ needs_bf16 = pytest.mark.skipif(not autocast_available(torch.device("cpu")), rea
 
 @needs_bf16
 def test_bf16_autocast_runs_the_transforms_in_bf16_and_the_entropy_models_in_float32():
-    torch.manual_seed(0)
-    image = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.1))).train()
+    image = _tiny_model().train()
     video = SpatiotemporalVideoModel(VideoConfig(image.config, hidden=8), image).train()
     x = torch.rand(2, 3, 64, 64)
     level = torch.tensor([0.0, 1.0])
@@ -161,12 +164,8 @@ def test_bf16_autocast_runs_the_transforms_in_bf16_and_the_entropy_models_in_flo
 
 @needs_bf16
 def test_fit_with_cpu_autocast_trains_float32_parameters(image_folder: Path, tmp_path: Path):
-    torch.manual_seed(0)
-    model = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.01, 0.1)))
-    before = model.g_a[0].weight.detach().clone()
-    data = RandomCropDataset(list_images(image_folder), crop=64, samples_per_epoch=8)
-    config = TrainConfig(out_dir=str(tmp_path / "run"), steps=3, batch_size=2, validate_every=100, device="cpu", amp=True)
-    fit(model, ImageRateDistortionTask(model.config.lambdas), data, None, config)
+    before = _tiny_model().g_a[0].weight.detach()
+    model = _tiny_fit(image_folder, tmp_path / "run", steps=3, amp=True)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert records and all(np.isfinite(r["loss"]) for r in records)
     assert model.g_a[0].weight.dtype == torch.float32

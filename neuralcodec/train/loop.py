@@ -2,8 +2,8 @@
 
 A codec plugs in through a :class:`TrainingTask` (how to compute the loss of a batch and how to
 validate); the loop owns everything else: main + auxiliary optimizers, learning-rate schedule, mixed
-precision (bfloat16 autocast on GPUs and on CPUs with native bfloat16 instructions), DDP when started with ``torchrun``, atomic resumable checkpoints, a progress bar,
-a JSONL log and periodic validation.
+precision (bfloat16 autocast on GPUs and on CPUs with native bfloat16 instructions), DDP when started
+with ``torchrun``, atomic resumable checkpoints, a progress bar, a JSONL log and periodic validation.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ LOG_NAME = "log.jsonl"
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 dot products natively (AVX512-BF16 or AMX), which makes
-    bf16 autocast several times faster than float32 for convolutions (5x for the image hyperprior
-    on a 2-core AMD EPYC, ``benchmarks/train_speed.py``); without them bf16 is emulated and slower."""
+    bf16 autocast several times faster than float32 for convolutions (3x for an image-hyperprior
+    training step on a 2-core AMD EPYC, ``benchmarks/train_speed.py``); without them bf16 is emulated."""
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
