@@ -29,7 +29,7 @@ def _sample(device: str) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1)[None].float().to(device)
 
 
-def _median_time(fn, repeats: int, device: str) -> float:
+def median_time(fn, repeats: int, device: str) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -54,8 +54,8 @@ def _time_ours(n: int, m: int, x: torch.Tensor, repeats: int, device: str, mean_
     codec = _ours(n, m, device, mean_scale)
     payload = codec.compress(x, 3.0, reconstruct=False)[0]
     return {
-        "encode_s": _median_time(lambda: codec.compress(x, 3.0, reconstruct=False), repeats, device),
-        "decode_s": _median_time(lambda: codec.decompress(payload), repeats, device),
+        "encode_s": median_time(lambda: codec.compress(x, 3.0, reconstruct=False), repeats, device),
+        "decode_s": median_time(lambda: codec.decompress(payload), repeats, device),
     }
 
 
@@ -65,8 +65,8 @@ def _time_compressai(cls: type, n: int, m: int, x: torch.Tensor, repeats: int, d
     net.update(force=True)
     out = net.compress(x)
     return {
-        "encode_s": _median_time(lambda: net.compress(x), repeats, device),
-        "decode_s": _median_time(lambda: net.decompress(out["strings"], out["shape"]), repeats, device),
+        "encode_s": median_time(lambda: net.compress(x), repeats, device),
+        "decode_s": median_time(lambda: net.decompress(out["strings"], out["shape"]), repeats, device),
     }
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
-from image_speed import _median_time
+from image_speed import median_time
 
 from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
@@ -46,7 +46,7 @@ def _step_seconds(batch: torch.Tensor, config: HyperpriorConfig, amp: bool, repe
         loss.backward()
         optimizer.step()
 
-    return _median_time(step, repeats, batch.device.type)
+    return median_time(step, repeats, batch.device.type)
 
 
 def _photo_crops(count: int, crop: int) -> torch.Tensor:
