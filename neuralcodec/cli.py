@@ -125,6 +125,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 64)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-4 image-hyperprior, "
                                                               "0.05 lossless-pc, 2e-3 classifier and face-embedder)")
+    p.add_argument("--lr-decay-start", type=float, default=0.85, metavar="FRACTION",
+                   help="share of --steps after which the learning rate decays (cosine) to 1%% of --lr (default 0.85)")
     p.add_argument("--width", type=int, default=None, help="classifier/face-embedder: channel width (default 24/16)")
     p.add_argument("--architecture", choices=["strided", "residual"], default="strided",
                    help="face-embedder: network design (train one of each to check results on an unseen recognizer)")
@@ -262,9 +264,11 @@ def _run_train(args: argparse.Namespace) -> None:
     from neuralcodec.train.loop import TrainConfig
 
     defaults = FAMILY_TRAINING_DEFAULTS[args.family]
+    if not 0.0 <= args.lr_decay_start <= 1.0:
+        raise InputError(f"--lr-decay-start must be between 0 and 1, got {args.lr_decay_start}")
     config = TrainConfig(
         out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size or defaults["batch_size"],
-        lr=args.lr or defaults["lr"], checkpoint_every=args.checkpoint_every,
+        lr=args.lr or defaults["lr"], lr_decay_start=args.lr_decay_start, checkpoint_every=args.checkpoint_every,
         validate_every=args.validate_every, num_workers=args.workers, seed=args.seed, threads=args.threads,
         val_batch_size=defaults["val_batch_size"], **({"device": args.device} if args.device else {}),
     )

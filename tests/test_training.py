@@ -17,7 +17,7 @@ from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.train.datasets import RandomCropDataset, list_images, split_files
 from neuralcodec.train.image_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
-from neuralcodec.train.loop import TrainConfig, autocast_available, fit, load_checkpoint
+from neuralcodec.train.loop import TrainConfig, learning_rate_factor, autocast_available, fit, load_checkpoint
 
 
 @pytest.fixture
@@ -54,6 +54,31 @@ def test_fit_logs_checkpoints_and_resumes(image_folder: Path, tmp_path: Path):
     assert not list(out.glob("*.tmp*")), "no temporary files are left behind"
     saved = load_checkpoint(out / "checkpoint.pt")["model"]
     assert torch.equal(saved["g_a.0.weight"], model.state_dict()["g_a.0.weight"])
+
+
+class _RecordingCrops(RandomCropDataset):
+    """Random crops that remember every crop they hand out."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.drawn: list[torch.Tensor] = []
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.drawn.append(super().__getitem__(index))
+        return self.drawn[-1]
+
+
+def test_a_resumed_run_draws_new_crops_instead_of_replaying_its_first_ones(image_folder: Path, tmp_path: Path):
+    def run(steps: int) -> _RecordingCrops:
+        data = _RecordingCrops(list_images(image_folder), crop=64, samples_per_epoch=8)
+        config = TrainConfig(out_dir=str(tmp_path / "run"), steps=steps, batch_size=2, checkpoint_every=2,
+                             validate_every=100, device="cpu", amp=False)
+        fit(_tiny_model(), ImageRateDistortionTask((0.01, 0.1)), data, None, config)
+        return data
+
+    first, resumed = run(2), run(4)
+    assert len(first.drawn) >= 4 and len(resumed.drawn) >= 4
+    assert not any(torch.equal(a, b) for a in first.drawn for b in resumed.drawn)
 
 
 def test_training_reduces_the_loss(image_folder: Path, tmp_path: Path):
@@ -96,6 +121,26 @@ def test_cli_train_exports_weights_that_encode(image_folder: Path, tmp_path: Pat
     assert code == 0
     weights = out / "model.safetensors"
     assert main(["encode", str(photo_png), str(tmp_path / "x.ncd"), "--model", str(weights), "--verify"]) == 0
+
+
+def test_cli_train_sets_the_learning_rate_decay_start(image_folder: Path, tmp_path: Path):
+    def args(out: Path, decay_start: str) -> list[str]:
+        return ["train", "image-hyperprior", "--data", str(image_folder), "--out", str(out), "--steps", "1",
+                "--channels", "8", "--latent-channels", "12", "--crop", "64", "--batch-size", "2",
+                "--device", "cpu", "--lr-decay-start", decay_start]
+
+    assert main(args(tmp_path / "run", "0.5")) == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["lr_decay_start"] == 0.5
+    assert main(args(tmp_path / "bad", "1.5")) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_learning_rate_is_constant_until_the_decay_start_then_falls_to_one_percent():
+    config = TrainConfig(out_dir="unused", steps=100, lr_decay_start=0.6)
+    factors = [learning_rate_factor(step, config) for step in range(101)]
+    assert factors[:61] == [1.0] * 61
+    assert all(a > b for a, b in zip(factors[60:], factors[61:]))
+    assert factors[100] == pytest.approx(0.01)
 
 
 def test_cli_train_can_start_from_existing_weights(image_folder: Path, tmp_path: Path, tiny_weights: Path):

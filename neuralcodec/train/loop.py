@@ -79,7 +79,8 @@ class TrainConfig:
     """Batches with a non-finite loss are skipped; more than this many stops training."""
 
 
-def _learning_rate_factor(step: int, config: TrainConfig) -> float:
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of ``config.lr`` at ``step``: 1 until ``lr_decay_start``, then a cosine down to 0.01."""
     start = int(config.lr_decay_start * config.steps)
     if step < start:
         return 1.0
@@ -167,14 +168,15 @@ def fit(
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _seed_everything(config.seed + env.rank)
-    if hasattr(train_set, "rng"):
-        train_set.rng = np.random.default_rng(config.seed + 1000 * env.rank)
 
     model.to(env.device)
     main_params, aux_params = _split_parameters(model)
     optimizer = torch.optim.Adam(main_params, lr=config.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=config.aux_lr) if aux_params else None
     step = _resume(out_dir / CHECKPOINT_NAME, model, optimizer, aux_optimizer)
+    if hasattr(train_set, "rng"):
+        # seeded by the step too: a resumed run draws new samples instead of replaying its first ones
+        train_set.rng = np.random.default_rng([config.seed, env.rank, step])
 
     trained = model
     if env.world > 1:
@@ -201,7 +203,7 @@ def fit(
                 break
             batch = _to_device(batch, env.device)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * _learning_rate_factor(step, config)
+                group["lr"] = config.lr * learning_rate_factor(step, config)
             model.train()
             with torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 metrics = task.training_step(trained, batch)
