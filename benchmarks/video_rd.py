@@ -13,7 +13,7 @@ Rates are the whole .ncd file (header included) for our codecs and the raw bitst
 per pixel (over all frames). BD-rates (PCHIP) of video-st against each, on mean per-frame PSNR and
 MS-SSIM. Writes OUT/video_rd.json, OUT/video_rd.md and one PSNR plot per sequence.
 
-    python benchmarks/video_rd.py --out benchmarks/results/video [--model video-st-n96]
+    python benchmarks/video_rd.py --out benchmarks/results/video [--model video-st-vr9-n96]
 
 Ablations and training-data variants: ``benchmarks/video_ablation.py``.
 """

@@ -6,7 +6,7 @@ Public API::
     neuralcodec.list_models()
     stats = neuralcodec.encode_file("photo.png", "photo.ncd", quality=3)
     neuralcodec.decode_file("photo.ncd", "photo-decoded.png")
-    codec = neuralcodec.load("hyperprior-vr9b-n96")  # a codec object with compress()/decompress()
+    codec = neuralcodec.load("hyperprior-vr9c-n96")  # a codec object with compress()/decompress()
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import subprocess
@@ -85,3 +86,35 @@ def test_encode_errors_are_one_line(tmp_path: Path, capsys):
 def test_unknown_model(tmp_path: Path, photo_png: Path, capsys):
     code, _, err = _run(capsys, "encode", str(photo_png), str(tmp_path / "x.ncd"), "--model", "no-such-model")
     assert code == 2 and "no-such-model" in err
+
+
+def test_a_file_of_a_retired_model_says_how_to_decode_it(tmp_path: Path, photo_png: Path, tiny_weights: Path,
+                                                         capsys, monkeypatch: pytest.MonkeyPatch):
+    from neuralcodec import pretrained
+
+    ncd, out = tmp_path / "p.ncd", tmp_path / "p.png"
+    assert main(["encode", str(photo_png), str(ncd), "--model", str(tiny_weights)]) == 0
+    retired = {"tiny-test": {"file": "tiny-test.safetensors", "sha256": "0" * 64, "replaced_by": "hyperprior-x",
+                             "last_commit": "abc1234"}}
+    monkeypatch.setattr(pretrained, "retired_models", lambda: retired)
+    capsys.readouterr()
+    code, _, err = _run(capsys, "decode", str(ncd), str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists()
+    assert "no longer shipped" in err and "hyperprior-x" in err
+    assert "git show abc1234:neuralcodec/pretrained/tiny-test.safetensors" in err
+    assert main(["decode", str(ncd), str(out), "--model", str(tiny_weights)]) == 0  # the advice works
+
+
+def test_retired_models_are_gone_and_their_weights_are_in_the_named_commit():
+    from neuralcodec.pretrained import list_models, retired_models
+
+    shipped = {m.model_id for m in list_models()}
+    repository = Path(__file__).resolve().parents[1]
+    for model_id, entry in retired_models().items():
+        assert model_id not in shipped and entry["replaced_by"] in shipped
+        blob = f"{entry['last_commit']}:neuralcodec/pretrained/{entry['file']}"
+        found = subprocess.run(["git", "-C", str(repository), "cat-file", "-e", blob], capture_output=True)
+        if found.returncode != 0:
+            continue  # not a full clone of the repository (an installed package, a shallow clone)
+        data = subprocess.run(["git", "-C", str(repository), "show", blob], capture_output=True, check=True).stdout
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]

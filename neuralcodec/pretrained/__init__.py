@@ -22,6 +22,8 @@ from neuralcodec.fileio import atomic_output
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 REGISTRY_PATH = PRETRAINED_DIR / "models.json"
+RETIRED_PATH = PRETRAINED_DIR / "retired.json"
+"""Models that shipped once and were removed for space: id -> file, sha256, replaced_by, last_commit."""
 METADATA_KEY = "neuralcodec"
 """The safetensors metadata entry holding codec, model id and config as JSON."""
 HASH_BYTES = 8
@@ -71,6 +73,14 @@ def _registry() -> dict[str, ModelInfo]:
     }
 
 
+@lru_cache(maxsize=1)
+def retired_models() -> dict[str, dict]:
+    """Models no longer shipped, with the last commit that has their weights file."""
+    if not RETIRED_PATH.exists():
+        return {}
+    return json.loads(RETIRED_PATH.read_text(encoding="utf-8"))
+
+
 def list_models() -> list[ModelInfo]:
     """Every shipped pretrained model."""
     return list(_registry().values())
@@ -80,6 +90,13 @@ def get_model_info(model_id: str) -> ModelInfo:
     """The registry entry of ``model_id`` (UnknownModelError listing the known ids otherwise)."""
     registry = _registry()
     if model_id not in registry:
+        retired = retired_models().get(model_id)
+        if retired is not None:
+            raise UnknownModelError(
+                f"model {model_id!r} is no longer shipped (replaced by {retired['replaced_by']!r}); to decode its "
+                f"files, get its weights with `git show {retired['last_commit']}:neuralcodec/pretrained/"
+                f"{retired['file']} > {retired['file']}` in the neuralcodec repository and pass that file as --model"
+            )
         known = ", ".join(sorted(registry)) or "none"
         raise UnknownModelError(f"no pretrained model named {model_id!r} (shipped: {known})")
     return registry[model_id]
