@@ -17,7 +17,7 @@ from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.train.datasets import RandomCropDataset, list_images, split_files
 from neuralcodec.train.image_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
-from neuralcodec.train.loop import TrainConfig, learning_rate_factor, autocast_available, fit, load_checkpoint
+from neuralcodec.train.loop import TrainConfig, autocast_available, fit, learning_rate_factor, load_checkpoint
 
 
 @pytest.fixture
