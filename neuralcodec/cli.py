@@ -264,8 +264,6 @@ def _run_train(args: argparse.Namespace) -> None:
     from neuralcodec.train.loop import TrainConfig
 
     defaults = FAMILY_TRAINING_DEFAULTS[args.family]
-    if not 0.0 <= args.lr_decay_start <= 1.0:
-        raise InputError(f"--lr-decay-start must be between 0 and 1, got {args.lr_decay_start}")
     config = TrainConfig(
         out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size or defaults["batch_size"],
         lr=args.lr or defaults["lr"], lr_decay_start=args.lr_decay_start, checkpoint_every=args.checkpoint_every,

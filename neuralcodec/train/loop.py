@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from neuralcodec.errors import InputError
 from neuralcodec.fileio import atomic_output
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -77,6 +78,10 @@ class TrainConfig:
     """CPU threads for torch (0 = torch's default)."""
     max_skipped_steps: int = 20
     """Batches with a non-finite loss are skipped; more than this many stops training."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.lr_decay_start <= 1.0:
+            raise InputError(f"lr_decay_start (--lr-decay-start) must be between 0 and 1, got {self.lr_decay_start}")
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
