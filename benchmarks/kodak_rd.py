@@ -8,7 +8,7 @@ sweep their quality knob. Curves are averaged per quality point (mean bpp, mean 
 MS-SSIM), BD-rates are computed against each classical codec and against CompressAI's published
 bmshj2018-hyperprior points, and a plot, a JSON file and a Markdown table are written.
 
-    python benchmarks/kodak_rd.py --out benchmarks/results/kodak [--kodak ../shared/data/kodak]
+    python benchmarks/kodak_rd.py --out benchmarks/results/kodak [--kodak ../shared/data/kodak] [--refine 10]
 """
 
 from __future__ import annotations
@@ -42,18 +42,21 @@ COMPRESSAI_BMSHJ2018_HYPERPRIOR = [(0.131, 27.58), (0.320, 30.97), (0.669, 34.53
 CURVE_METRICS = ("bpp", "psnr", "ms_ssim", "estimated_bpp")
 
 
-def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float] | None) -> dict:
+def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[float] | None,
+                     refine_steps: int = 0) -> dict:
     """Per-quality averages and per-image rows of an image model (a shipped id or a weights file):
-    ``qualities`` above its levels are skipped; None means each of its levels."""
+    ``qualities`` above its levels are skipped; None means each of its levels. With ``refine_steps``
+    the encoder refines each image's latents, and the rate estimate is the coder's ideal bits of the
+    symbols it coded (otherwise the model's training-time likelihoods of its plain latents)."""
     codec = load_codec(model_id)
     levels = codec.model.config.levels
     qualities = [float(q) for q in range(1, levels + 1)] if qualities is None else [q for q in qualities if q <= levels]
     rows = []
-    for quality in tqdm(qualities, desc=model_id, unit="quality"):
+    for quality in tqdm(qualities, desc=model_label(model_id, refine_steps), unit="quality"):
         for index, rgb in enumerate(images):
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
             started = time.perf_counter()
-            payload, x_hat, _ = codec.compress(x, quality)
+            payload, x_hat, stats = codec.compress(x, quality, refine_steps=refine_steps)
             compact = codec.compact_form(payload)  # the file `codec encode` writes
             data = serialize(compact or payload, compact is not None)
             file_bytes = len(data)
@@ -61,16 +64,20 @@ def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[fl
             started = time.perf_counter()
             decoded = codec.decompress(container.read(data, compact_models=compact_models()))
             decode_s = time.perf_counter() - started
-            with torch.no_grad():
-                out = codec.model(pad_to_multiple(x), quality - 1.0)
             height, width = rgb.shape[:2]
-            estimated_bpp = float(bits_per_pixel(out["likelihoods"], height * width)[0])
+            if refine_steps:
+                estimated_bpp = stats["ideal_bits"] / (height * width)
+            else:
+                with torch.no_grad():
+                    out = codec.model(pad_to_multiple(x), quality - 1.0)
+                estimated_bpp = float(bits_per_pixel(out["likelihoods"], height * width)[0])
             rec = to_uint8_image(decoded)
             rows.append({
                 "image": index + 1, "quality": quality, "bytes": file_bytes,
                 "bpp": 8 * file_bytes / (height * width), "estimated_bpp": estimated_bpp,
                 "psnr": psnr(rgb, rec), "ms_ssim": ms_ssim(rgb, rec),
                 "bit_exact": bool(torch.equal(decoded, x_hat)), "encode_s": encode_s, "decode_s": decode_s,
+                **({"refined": stats["refined"]} if refine_steps else {}),
             })
     return {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
 
@@ -89,6 +96,11 @@ def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
             rows.append({"image": index + 1, "quality": quality, "bytes": len(data),
                          "bpp": 8 * len(data) / (height * width), "psnr": psnr(rgb, rec), "ms_ssim": ms_ssim(rgb, rec)})
     return {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
+
+
+def model_label(model_id: str, refine_steps: int) -> str:
+    """How a model's results are named: its id, plus ``+refineN`` when the encoder refines latents."""
+    return f"{model_id}+refine{refine_steps}" if refine_steps else model_id
 
 
 def _points(curve: list[dict], metric: str = "psnr") -> list[tuple[float, float]]:
@@ -116,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated learned-model qualities (default: every level of each model)")
     parser.add_argument("--models", default=None,
                         help="comma-separated image models: shipped ids or .safetensors files (default: every shipped one)")
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                        help="encoder-side latent refinement steps for the learned models (default 0: off)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (quick runs)")
     parser.add_argument("--fresh", action="store_true", help="recompute cached classical-codec results")
     args = parser.parse_args(argv)
@@ -128,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_grad_enabled(False)
 
     results: dict = {"images": [f.name for f in files], "codecs": {}, "bd_rate": {}}
-    learned = (args.models.split(",") if args.models
-               else [m.model_id for m in list_models() if m.codec == "image-hyperprior"])
+    model_ids = (args.models.split(",") if args.models
+                 else [m.model_id for m in list_models() if m.codec == "image-hyperprior"])
+    learned = [model_label(model_id, args.refine) for model_id in model_ids]
     args.out.mkdir(parents=True, exist_ok=True)
-    for model_id in learned:
-        results["codecs"][model_id] = evaluate_learned(model_id, images, qualities)
+    for model_id, label in zip(model_ids, learned):
+        results["codecs"][label] = evaluate_learned(model_id, images, qualities, args.refine)
     for name in args.classical.split(","):
         # Classical results depend only on Pillow and the images: cached per codec, --fresh recomputes.
         cache = args.out / f"classical_{name}_{len(files)}images.json"

@@ -14,7 +14,8 @@ from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
 
 def encode_path(source: Path, target: Path, model: str | None = None, codec: str | None = None,
                 quality: float | None = None, verify: bool = False, device: str = "cpu",
-                limits: Limits = Limits(), gop: int | None = None, fps: float | None = None) -> dict:
+                limits: Limits = Limits(), gop: int | None = None, fps: float | None = None,
+                refine_steps: int = 0) -> dict:
     """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds."""
     if not source.exists():
         raise InputError(f"input not found: {source}")
@@ -24,7 +25,7 @@ def encode_path(source: Path, target: Path, model: str | None = None, codec: str
         codec = family_for_input(source)
     file_codec = load_codec(model, codec, device)
     options = EncodeOptions(quality=quality, verify=verify, device=device, limits=limits, gop=gop or DEFAULT_GOP,
-                            fps=fps)
+                            fps=fps, refine_steps=refine_steps)
     result = file_codec.encode_file(source, options)
     data = serialize(result.payload, result.compact)
     atomic_write_bytes(target, data)

@@ -49,6 +49,11 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
     p.add_argument("--codec", "-c", default=None, help="codec family (default: chosen from the input type)")
     p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="image models: optimize the latents for this image with STEPS gradient steps (about 1 s "
+                        "each for a 768x512 image on 2 CPU cores; 10 saved 1.5%% of the rate at equal PSNR on "
+                        "Kodak, see the README); kept only when that lowers the rate-distortion cost; decoding "
+                        "is unchanged (default 0: off)")
     p.add_argument("--gop", type=int, default=None,
                    help="video: group-of-pictures length, frames from one intra frame to the next (default 10)")
     p.add_argument("--fps", type=float, default=None,
@@ -220,7 +225,8 @@ def _run_encode(args: argparse.Namespace) -> None:
     from neuralcodec.api import encode_path
 
     stats = encode_path(args.input, args.output, model=args.model, codec=args.codec, quality=args.quality,
-                        verify=args.verify, device=args.device, gop=args.gop, fps=args.fps)
+                        verify=args.verify, device=args.device, gop=args.gop, fps=args.fps,
+                        refine_steps=args.refine)
     _print_stats(stats, args.json)
 
 

@@ -23,6 +23,8 @@ class EncodeOptions:
     fps: float | None = None
     """Frame rate of a video given as a folder of frames (default 25)."""
     verify: bool = False
+    refine_steps: int = 0
+    """Image codecs: steps of encoder-side latent refinement (0: none)."""
     device: str = "cpu"
     limits: Limits = field(default_factory=Limits)
 

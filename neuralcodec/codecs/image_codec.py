@@ -18,7 +18,7 @@ import copy
 import time
 import zlib
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -28,11 +28,21 @@ from neuralcodec.codecs.base import EncodeOptions, EncodeResult
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, PAD_MULTIPLE, pad_to_multiple
 from neuralcodec.codecs.image_io import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
 from neuralcodec.codecs.inference import inference_form
+from neuralcodec.codecs.latent_refinement import lambda_at, refine_latents
 from neuralcodec.container import Limits, Payload, check_dimensions
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder, scale_to_index
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.eval.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights
+
+class CodedLatents(NamedTuple):
+    """One coded image: its stream, Σ −log2 p of its symbols, the decoded latent and the index CRC."""
+
+    stream: bytes
+    ideal_bits: float
+    y_hat: torch.Tensor
+    index_crc: int
+
 
 MEAN_GRID = 256
 """Means are snapped to multiples of 1/MEAN_GRID before use (deterministic reconstruction)."""
@@ -94,11 +104,17 @@ class ImageHyperpriorCodec:
         return self.model.latent_gain.scale(self._analysis(pad_to_multiple(x.to(self.device))), level_t)
 
     @torch.no_grad()
-    def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder) -> tuple[torch.Tensor, int]:
-        """Push the hyper-latent and the latent residuals of ``y`` to ``encoder``; returns the decoded
-        latent ``ŷ`` (float32, CPU: what the decoder rebuilds) and the CRC32 of its scale indexes."""
-        level_t = torch.tensor([level], device=self.device)
-        z = self.model.hyper_gain.scale(self.model.h_a(y), level_t)
+    def hyper_analyze(self, y: torch.Tensor, level: float) -> torch.Tensor:
+        """The gained hyper-latent ``z`` of a gained latent ``y``."""
+        return self.model.hyper_gain.scale(self.model.h_a(y), torch.tensor([level], device=self.device))
+
+    @torch.no_grad()
+    def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder,
+                      z: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        """Push the hyper-latent (``z``, by default the hyper-analysis of ``y``) and the latent residuals
+        of ``y`` to ``encoder``; returns the decoded latent ``ŷ`` (float32, CPU: what the decoder
+        rebuilds) and the CRC32 of its scale indexes."""
+        z = self.hyper_analyze(y, level) if z is None else z
         z_hat = self.model.entropy_bottleneck.compress(z, encoder)
         means, scales = self._entropy_parameters(z_hat, level)
         return self.model.gaussian_conditional.compress(y, means, scales, encoder), scale_index_crc(scales)
@@ -115,27 +131,49 @@ class ImageHyperpriorCodec:
         return self.model.gaussian_conditional.decompress(means, scales, decoder)
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, quality: float | None = None,
-                 reconstruct: bool = True) -> tuple[Payload, torch.Tensor | None, dict]:
+    def compress(self, x: torch.Tensor, quality: float | None = None, reconstruct: bool = True,
+                 refine_steps: int = 0) -> tuple[Payload, torch.Tensor | None, dict]:
         """Code an image tensor (1, 3, H, W) in [0, 1].
 
+        ``refine_steps`` > 0 optimizes the latents for this image (see :mod:`latent_refinement`;
+        slower encoding, same decoder) and keeps them only if their coded rate-distortion cost
+        ``bits + λ·255²·SSE`` is lower than that of the plain latents.
         Returns the payload, the encoder's reconstruction (what any decoder produces, bit for bit;
-        None when ``reconstruct`` is False, which skips the synthesis transform) and coding statistics.
+        None when ``reconstruct`` is False and nothing is refined, which skips the synthesis transform)
+        and coding statistics.
         """
+        if refine_steps < 0:
+            raise InputError(f"refine_steps must be >= 0, got {refine_steps}")
         level = self.level_of(quality)
         height, width = x.shape[-2:]
         y = self.analyze(x, level)
-        encoder = SymbolEncoder()
-        y_hat, index_crc = self.encode_latent(y, level, encoder)
-        stream = encoder.finish()
-        x_hat = self.synthesize(y_hat, level, height, width) if reconstruct else None
+        z = self.hyper_analyze(y, level)
+        coded = self._code_latents(y, z, level)
+        x_hat = self.synthesize(coded.y_hat, level, height, width) if reconstruct or refine_steps else None
+        stats: dict = {}
+        if refine_steps:
+            target = x.to(self.device)
+            refined = self._code_latents(*refine_latents(self.model, target, y, z, level, refine_steps), level)
+            refined_x_hat = self.synthesize(refined.y_hat, level, height, width)
+            lmbda = lambda_at(self.model.config.lambdas, level)
+            costs = [8 * len(c.stream) + lmbda * 255**2 * (r - x).pow(2).sum().item()
+                     for c, r in ((coded, x_hat), (refined, refined_x_hat))]
+            stats["refined"] = costs[1] < costs[0]
+            if stats["refined"]:
+                coded, x_hat = refined, refined_x_hat
         payload = Payload(
             codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
-            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": index_crc},
-            sections={"bits": stream},
+            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": coded.index_crc},
+            sections={"bits": coded.stream},
         )
-        stats = {"ideal_bits": float(encoder.ideal_bits), "stream_bytes": len(stream)}
+        stats = {"ideal_bits": coded.ideal_bits, "stream_bytes": len(coded.stream), **stats}
         return payload, x_hat, stats
+
+    def _code_latents(self, y: torch.Tensor, z: torch.Tensor, level: float) -> "CodedLatents":
+        encoder = SymbolEncoder()
+        y_hat, index_crc = self.encode_latent(y, level, encoder, z)
+        stream = encoder.finish()
+        return CodedLatents(stream, float(encoder.ideal_bits), y_hat, index_crc)
 
     def check_level(self, level: object) -> float:
         """``level`` read from a file, checked against this model's levels (CorruptFileError otherwise)."""
@@ -174,7 +212,7 @@ class ImageHyperpriorCodec:
         started = time.perf_counter()
         image = read_image(source, max_pixels=options.limits.max_pixels)
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].float() / 255.0
-        payload, x_hat, stats = self.compress(x, options.quality)
+        payload, x_hat, stats = self.compress(x, options.quality, refine_steps=options.refine_steps)
         payload.metadata["grayscale"] = image.grayscale
         if image.alpha is not None:
             payload.sections["alpha"] = encode_alpha(image.alpha)

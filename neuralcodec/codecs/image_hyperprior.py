@@ -65,7 +65,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tens
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
-def _round_straight_through(x: torch.Tensor) -> torch.Tensor:
+def round_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` forward, identity gradient backward."""
     return x + (torch.round(x) - x).detach()
 
 
@@ -112,7 +113,7 @@ class ImageHyperprior(nn.Module):
         y_noisy, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         # The rate term sees additive noise; the synthesis sees the rounded latent it gets at decode
         # time (straight-through gradient), which trains the decoder on its real input distribution.
-        y_hat = _round_straight_through(y - means) + means if self.training else y_noisy
+        y_hat = round_straight_through(y - means) + means if self.training else y_noisy
         x_hat = self.g_s(self.latent_gain.unscale(y_hat, level))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 

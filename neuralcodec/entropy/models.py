@@ -74,6 +74,15 @@ class FactorizedPrior(EntropyBottleneck):
             self._tables = TableSet.from_arrays(arrays)
         return self._tables
 
+    def likelihood(self, y_hat: Tensor) -> Tensor:
+        """Probability of each bin ``y_hat`` (N, C, ...) under its channel's density, differentiable in
+        ``y_hat`` (lower-bounded like in ``forward``)."""
+        values = y_hat.transpose(0, 1).reshape(self.channels, 1, -1)
+        p = self._likelihood(values)[0]
+        if self.use_likelihood_bound:
+            p = self.likelihood_lower_bound(p)
+        return p.reshape(y_hat.transpose(0, 1).shape).transpose(0, 1)
+
     def compress(self, y: Tensor, encoder: SymbolEncoder) -> Tensor:  # type: ignore[override]
         """Code ``round(y - median)`` of ``y`` (N, C, ...); returns ``y_hat`` (float32, CPU)."""
         medians = self._medians_like(y.dim())
