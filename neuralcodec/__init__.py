@@ -39,11 +39,13 @@ def load(model: str | None = None, codec: str | None = None, device: str = "cpu"
 
 
 def encode_file(source: str | Path, target: str | Path, model: str | None = None, codec: str | None = None,
-                quality: float | None = None, verify: bool = False, device: str = "cpu") -> dict:
-    """Encode ``source`` into the .ncd file ``target`` (written atomically); returns size/bpp/time stats."""
+                quality: float | None = None, verify: bool = False, device: str = "cpu", refine_steps: int = 0) -> dict:
+    """Encode ``source`` into the .ncd file ``target`` (written atomically); returns size/bpp/time stats.
+    ``refine_steps`` > 0: encoder-side latent refinement of image models (``codec encode --refine``)."""
     from neuralcodec.api import encode_path
 
-    return encode_path(Path(source), Path(target), model=model, codec=codec, quality=quality, verify=verify, device=device)
+    return encode_path(Path(source), Path(target), model=model, codec=codec, quality=quality, verify=verify,
+                       device=device, refine_steps=refine_steps)
 
 
 def decode_file(source: str | Path, target: str | Path, model: str | None = None, device: str = "cpu") -> dict:

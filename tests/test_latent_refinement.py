@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+import neuralcodec
 from neuralcodec import container
 from neuralcodec.cli import main
 from neuralcodec.codecs.latent_refinement import lambda_at
@@ -89,3 +90,16 @@ def test_codec_encode_refine_writes_a_file_that_decodes(tiny_weights: Path, phot
     assert "refined" in stats and math.isfinite(stats["psnr_rgb"])
     assert main(["decode", str(tmp_path / "a.ncd"), str(tmp_path / "a.png"), "--model", str(tiny_weights)]) == 0
     assert Image.open(tmp_path / "a.png").size == Image.open(photo_png).size
+
+
+def test_python_api_refines_too(tiny_weights: Path, photo_png: Path, tmp_path: Path):
+    stats = neuralcodec.encode_file(photo_png, tmp_path / "b.ncd", model=str(tiny_weights), refine_steps=2)
+    assert isinstance(stats["refined"], bool)
+
+
+def test_codec_encode_negative_refine_is_a_one_line_error(tiny_weights: Path, photo_png: Path, tmp_path: Path, capsys):
+    target = tmp_path / "c.ncd"
+    assert main(["encode", str(photo_png), str(target), "--model", str(tiny_weights), "--refine", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert "refine_steps" in err and len(err.strip().splitlines()) == 1
+    assert not target.exists()
