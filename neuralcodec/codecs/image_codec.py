@@ -132,11 +132,11 @@ class ImageHyperpriorCodec:
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None, reconstruct: bool = True,
-                 refine_steps: int = 0) -> tuple[Payload, torch.Tensor | None, dict]:
+                 refine_steps: int = 0, progress: bool = False) -> tuple[Payload, torch.Tensor | None, dict]:
         """Code an image tensor (1, 3, H, W) in [0, 1].
 
         ``refine_steps`` > 0 optimizes the latents for this image (see :mod:`latent_refinement`;
-        slower encoding, same decoder) and keeps them only if their coded rate-distortion cost
+        slower encoding, same decoder; ``progress`` shows its progress bar) and keeps them only if their coded rate-distortion cost
         ``bits + λ·255²·SSE`` is lower than that of the plain latents.
         Returns the payload, the encoder's reconstruction (what any decoder produces, bit for bit;
         None when ``reconstruct`` is False and nothing is refined, which skips the synthesis transform)
@@ -153,7 +153,8 @@ class ImageHyperpriorCodec:
         stats: dict = {}
         if refine_steps:
             target = x.to(self.device)
-            refined = self._code_latents(*refine_latents(self.model, target, y, z, level, refine_steps), level)
+            refined_y, refined_z = refine_latents(self.model, target, y, z, level, refine_steps, progress=progress)
+            refined = self._code_latents(refined_y, refined_z, level)
             refined_x_hat = self.synthesize(refined.y_hat, level, height, width)
             lmbda = lambda_at(self.model.config.lambdas, level)
             costs = [8 * len(c.stream) + lmbda * 255**2 * (r - x).pow(2).sum().item()
@@ -212,7 +213,7 @@ class ImageHyperpriorCodec:
         started = time.perf_counter()
         image = read_image(source, max_pixels=options.limits.max_pixels)
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].float() / 255.0
-        payload, x_hat, stats = self.compress(x, options.quality, refine_steps=options.refine_steps)
+        payload, x_hat, stats = self.compress(x, options.quality, refine_steps=options.refine_steps, progress=True)
         payload.metadata["grayscale"] = image.grayscale
         if image.alpha is not None:
             payload.sections["alpha"] = encode_alpha(image.alpha)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm import tqdm
 
 from neuralcodec.codecs.image_hyperprior import ImageHyperprior, round_straight_through
 
@@ -35,10 +36,12 @@ def lambda_at(lambdas: tuple[float, ...], level: float) -> float:
 
 
 def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, level: float,
-                   steps: int, step_size: float = DEFAULT_STEP_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+                   steps: int, step_size: float = DEFAULT_STEP_SIZE,
+                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` Adam steps on the gained latent ``y`` and hyper-latent ``z`` of the image ``x``
     (1, 3, H, W) in [0, 1] (``y``/``z`` belong to ``x`` padded to the transforms' multiple); returns the
-    ``(y, z)`` of lowest loss, detached. The model's weights are not changed and receive no gradients."""
+    ``(y, z)`` of lowest loss, detached. The model's weights are not changed and receive no gradients.
+    ``progress`` shows a progress bar (on stderr)."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     lmbda = lambda_at(model.config.lambdas, level)
@@ -48,7 +51,7 @@ def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: 
     optimizer = torch.optim.Adam([y, z], lr=step_size)
     best_loss, best = math.inf, (y.detach().clone(), z.detach().clone())
     with torch.enable_grad():
-        for step in range(steps + 1):
+        for step in tqdm(range(steps + 1), desc="refining latents", unit="step", disable=not progress, leave=False):
             loss = rate_distortion_loss(model, x, y, z, level_t, lmbda)
             if loss.item() < best_loss:
                 best_loss, best = loss.item(), (y.detach().clone(), z.detach().clone())
