@@ -14,7 +14,7 @@ from PIL import Image
 import neuralcodec
 from neuralcodec import container
 from neuralcodec.cli import main
-from neuralcodec.codecs.latent_refinement import lambda_at
+from neuralcodec.codecs.latent_refinement import lambda_at, soft_round
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import InputError
 from neuralcodec.pretrained import default_model, list_models
@@ -103,3 +103,20 @@ def test_codec_encode_negative_refine_is_a_one_line_error(tiny_weights: Path, ph
     err = capsys.readouterr().err
     assert "refine_steps" in err and len(err.strip().splitlines()) == 1
     assert not target.exists()
+
+
+def test_soft_rounding_stays_between_floor_and_ceiling_and_hardens_as_it_cools():
+    residual = torch.tensor([-1.8, -0.3, 0.2, 0.45, 0.55, 2.9]).repeat(200)
+    generator = torch.Generator().manual_seed(1)
+    warm = soft_round(residual, 0.5, generator)
+    assert bool(((warm >= residual.floor()) & (warm <= residual.ceil())).all())
+    cold = soft_round(residual, 0.01, generator)
+    assert float((cold - residual.round()).abs().mean()) < 0.05
+    assert float((warm - residual.round()).abs().mean()) > float((cold - residual.round()).abs().mean())
+
+
+def test_refined_encoding_is_reproducible(tiny_weights: Path, photo: np.ndarray):
+    codec = load_codec(str(tiny_weights))
+    first, _, _ = codec.compress(_tensor(photo), 2.0, refine_steps=3)
+    second, _, _ = codec.compress(_tensor(photo), 2.0, refine_steps=3)
+    assert container.write(first) == container.write(second)

@@ -1,16 +1,18 @@
 """Encoder-side latent refinement: optimize the latents of one image for its own rate-distortion cost.
 
 The analysis transform predicts latents that are good on average over the training set; for a given
-image, a few gradient steps on the latent ``y`` and the hyper-latent ``z`` themselves (with the
-decoder's weights frozen) lower ``bits + λ·255²·MSE`` further (Campos et al., "Content Adaptive
-Optimization for Neural Image Compression", CVPR-W 2019; Yang et al., "Improving Inference for Neural
-Image Compression", NeurIPS 2020). Only the encoder changes: the refined latents are coded exactly as
-usual, so any decoder reads the files and reproduces the encoder's reconstruction bit for bit.
+image, gradient steps on the latent ``y`` and the hyper-latent ``z`` themselves (with the decoder's
+weights frozen) lower ``bits + λ·255²·MSE`` further (Campos et al., "Content Adaptive Optimization for
+Neural Image Compression", CVPR-W 2019; Yang et al., "Improving Inference for Neural Image
+Compression", NeurIPS 2020). Only the encoder changes: the refined latents are coded exactly as usual,
+so any decoder reads the files and reproduces the encoder's reconstruction bit for bit.
 
-Quantization is bridged with straight-through rounding (the rounded values go forward, gradients pass
-unchanged), for both the distortion and the rate; Adam with a cosine-decayed step size. The loss is
-evaluated at the rounded latents, so it is the coded cost up to table quantization: the iterate with
-the lowest loss is returned (the starting point included), not merely the last one.
+Rounding of ``y`` is relaxed with stochastic Gumbel annealing (Yang et al.): each residual is a random
+soft mix of its floor and its ceiling, weighted by how close it is to each, with a temperature that
+anneals towards hard rounding; ``z`` (few values, and each one moves many entropy parameters) uses
+straight-through rounding and a smaller step. Adam with cosine-decayed step sizes. The caller codes
+the returned latents with hard rounding (and :meth:`ImageHyperpriorCodec.compress` keeps them only when
+that costs less than the plain latents).
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from tqdm import tqdm
 
 from neuralcodec.codecs.image_hyperprior import ImageHyperprior, round_straight_through
 
-DEFAULT_STEP_SIZE = 0.01
-"""Adam step size at the start of the schedule, in quantization bins (latents are coded with bin 1)."""
+LATENT_STEP_SIZE = 0.05
+"""Adam step size for ``y`` at the start of the schedule, in quantization bins."""
+HYPER_LATENT_STEP_SIZE = 0.005
+"""Adam step size for ``z`` at the start of the schedule, in quantization bins."""
+TEMPERATURES = (0.5, 0.05)
+"""Annealing temperature of the soft rounding at the first and the last step (geometric in between)."""
 
 
 def lambda_at(lambdas: tuple[float, ...], level: float) -> float:
@@ -35,12 +41,23 @@ def lambda_at(lambdas: tuple[float, ...], level: float) -> float:
     return math.exp((1 - frac) * math.log(lambdas[low]) + frac * math.log(lambdas[high]))
 
 
+def soft_round(residual: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Stochastic Gumbel-annealed rounding: ``floor(r) + w`` with ``w`` a Gumbel-softmax draw between
+    0 (floor) and 1 (ceiling), favouring the nearer one more sharply as ``temperature`` falls."""
+    floor = torch.floor(residual)
+    fraction = residual - floor
+    bound = 1 - 1e-5
+    logits = torch.stack([-torch.atanh(fraction.clamp(-bound, bound)),
+                          -torch.atanh((1 - fraction).clamp(-bound, bound))], dim=-1) / temperature
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp(1e-10, 1 - 1e-7)
+    return floor + torch.softmax(logits - torch.log(-torch.log(uniform)), dim=-1)[..., 1]
+
+
 def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, level: float,
-                   steps: int, step_size: float = DEFAULT_STEP_SIZE,
-                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                   steps: int, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` Adam steps on the gained latent ``y`` and hyper-latent ``z`` of the image ``x``
     (1, 3, H, W) in [0, 1] (``y``/``z`` belong to ``x`` padded to the transforms' multiple); returns the
-    ``(y, z)`` of lowest loss, detached. The model's weights are not changed and receive no gradients.
+    refined ``(y, z)``, detached. The model's weights are not changed and receive no gradients.
     ``progress`` shows a progress bar (on stderr)."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -48,31 +65,33 @@ def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: 
     level_t = torch.tensor([level], device=y.device)
     y = y.detach().float().clone().requires_grad_(True)
     z = z.detach().float().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([y, z], lr=step_size)
-    best_loss, best = math.inf, (y.detach().clone(), z.detach().clone())
+    step_sizes = (LATENT_STEP_SIZE, HYPER_LATENT_STEP_SIZE)
+    optimizer = torch.optim.Adam([{"params": [y], "lr": step_sizes[0]}, {"params": [z], "lr": step_sizes[1]}])
+    first, last = TEMPERATURES
+    generator = torch.Generator(device=y.device).manual_seed(0)  # the same file for the same input
     with torch.enable_grad():
-        for step in tqdm(range(steps + 1), desc="refining latents", unit="step", disable=not progress, leave=False):
-            loss = rate_distortion_loss(model, x, y, z, level_t, lmbda)
-            if loss.item() < best_loss:
-                best_loss, best = loss.item(), (y.detach().clone(), z.detach().clone())
-            if step == steps:
-                break
+        for step in tqdm(range(steps), desc="refining latents", unit="step", disable=not progress, leave=False):
+            temperature = first * (last / first) ** (step / max(1, steps - 1))
+            loss = rate_distortion_loss(model, x, y, z, level_t, lmbda, temperature, generator)
             y.grad, z.grad = torch.autograd.grad(loss, (y, z))
-            for group in optimizer.param_groups:
-                group["lr"] = step_size * 0.5 * (1 + math.cos(math.pi * step / steps))
+            for group, size in zip(optimizer.param_groups, step_sizes):
+                group["lr"] = size * 0.5 * (1 + math.cos(math.pi * step / steps))
             optimizer.step()
-    return best
+    return y.detach(), z.detach()
 
 
 def rate_distortion_loss(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-                         level: torch.Tensor, lmbda: float) -> torch.Tensor:
-    """``bpp + λ·255²·MSE`` of coding ``(y, z)`` for the image ``x``, at the rounded latents the coder
-    would send (straight-through gradients)."""
+                         level: torch.Tensor, lmbda: float, temperature: float | None = None,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """``bpp + λ·255²·MSE`` of coding ``(y, z)`` for the image ``x``: at the hard-rounded latents the
+    coder sends when ``temperature`` is None, else with ``y``'s rounding relaxed by :func:`soft_round`
+    (``z`` is always rounded, with straight-through gradients)."""
     height, width = x.shape[-2:]
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
     z_hat = round_straight_through(z - medians) + medians
     means, scales = model.hyper_decode(z_hat, level)
-    y_hat = round_straight_through(y - means) + means
+    residual = y - means
+    y_hat = (round_straight_through(residual) if temperature is None else soft_round(residual, temperature, generator)) + means
     bits = -(torch.log2(model.gaussian_conditional.likelihood(y_hat, scales, means)).sum()
              + torch.log2(model.entropy_bottleneck.likelihood(z_hat)).sum())
     x_hat = model.g_s(model.latent_gain.unscale(y_hat, level))[..., :height, :width]
