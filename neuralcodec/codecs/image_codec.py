@@ -35,6 +35,7 @@ from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.eval.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights
 
+
 class CodedLatents(NamedTuple):
     """One coded image: its stream, Σ −log2 p of its symbols, the decoded latent and the index CRC."""
 
@@ -136,8 +137,8 @@ class ImageHyperpriorCodec:
         """Code an image tensor (1, 3, H, W) in [0, 1].
 
         ``refine_steps`` > 0 optimizes the latents for this image (see :mod:`latent_refinement`;
-        slower encoding, same decoder; ``progress`` shows its progress bar) and keeps them only if their coded rate-distortion cost
-        ``bits + λ·255²·SSE`` is lower than that of the plain latents.
+        slower encoding, same decoder; ``progress`` shows its progress bar) and keeps them only if
+        their coded rate-distortion cost ``bits + λ·255²·SSE`` is lower than that of the plain latents.
         Returns the payload, the encoder's reconstruction (what any decoder produces, bit for bit;
         None when ``reconstruct`` is False and nothing is refined, which skips the synthesis transform)
         and coding statistics.
@@ -170,7 +171,7 @@ class ImageHyperpriorCodec:
         stats = {"ideal_bits": coded.ideal_bits, "stream_bytes": len(coded.stream), **stats}
         return payload, x_hat, stats
 
-    def _code_latents(self, y: torch.Tensor, z: torch.Tensor, level: float) -> "CodedLatents":
+    def _code_latents(self, y: torch.Tensor, z: torch.Tensor, level: float) -> CodedLatents:
         encoder = SymbolEncoder()
         y_hat, index_crc = self.encode_latent(y, level, encoder, z)
         stream = encoder.finish()

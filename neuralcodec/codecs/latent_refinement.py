@@ -81,17 +81,15 @@ def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: 
 
 
 def rate_distortion_loss(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-                         level: torch.Tensor, lmbda: float, temperature: float | None = None,
+                         level: torch.Tensor, lmbda: float, temperature: float,
                          generator: torch.Generator | None = None) -> torch.Tensor:
-    """``bpp + λ·255²·MSE`` of coding ``(y, z)`` for the image ``x``: at the hard-rounded latents the
-    coder sends when ``temperature`` is None, else with ``y``'s rounding relaxed by :func:`soft_round`
-    (``z`` is always rounded, with straight-through gradients)."""
+    """``bpp + λ·255²·MSE`` of coding ``(y, z)`` for the image ``x``, with ``y``'s rounding relaxed by
+    :func:`soft_round` at ``temperature`` and ``z`` rounded with straight-through gradients."""
     height, width = x.shape[-2:]
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
     z_hat = round_straight_through(z - medians) + medians
     means, scales = model.hyper_decode(z_hat, level)
-    residual = y - means
-    y_hat = (round_straight_through(residual) if temperature is None else soft_round(residual, temperature, generator)) + means
+    y_hat = soft_round(y - means, temperature, generator) + means
     bits = -(torch.log2(model.gaussian_conditional.likelihood(y_hat, scales, means)).sum()
              + torch.log2(model.entropy_bottleneck.likelihood(z_hat)).sum())
     x_hat = model.g_s(model.latent_gain.unscale(y_hat, level))[..., :height, :width]
