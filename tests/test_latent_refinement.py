@@ -14,7 +14,7 @@ from PIL import Image
 import neuralcodec
 from neuralcodec import container
 from neuralcodec.cli import main
-from neuralcodec.codecs.latent_refinement import lambda_at, soft_round
+from neuralcodec.codecs.latent_refinement import LATENT_STEP_SIZES, lambda_at, latent_step_size, soft_round
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import InputError
 from neuralcodec.pretrained import default_model, list_models
@@ -36,6 +36,16 @@ def test_lambda_at_interpolates_levels_geometrically():
     assert lambda_at(lambdas, 2.0) == pytest.approx(0.016)
     assert lambda_at(lambdas, 0.5) == pytest.approx(0.002)
     assert lambda_at(lambdas, 1.25) == pytest.approx(0.004 * 4**0.25)
+
+
+def test_latent_step_size_grows_with_lambda_between_its_anchors():
+    (low_lmbda, low_step), (high_lmbda, high_step) = LATENT_STEP_SIZES
+    assert latent_step_size(low_lmbda / 10) == pytest.approx(low_step)
+    assert latent_step_size(low_lmbda) == pytest.approx(low_step)
+    assert latent_step_size(high_lmbda) == pytest.approx(high_step)
+    assert latent_step_size(high_lmbda * 10) == pytest.approx(high_step)
+    middle = math.sqrt(low_lmbda * high_lmbda)
+    assert latent_step_size(middle) == pytest.approx(math.sqrt(low_step * high_step))
 
 
 def test_factorized_likelihood_equals_the_one_forward_uses(tiny_weights: Path):

@@ -24,11 +24,14 @@ from tqdm import tqdm
 
 from neuralcodec.codecs.image_hyperprior import ImageHyperprior, round_straight_through
 
-LATENT_STEP_SIZE = 0.05
-"""Adam step size for ``y`` at the start of the schedule, in quantization bins."""
-HYPER_LATENT_STEP_SIZE = 0.005
+LATENT_STEP_SIZES = ((0.0035, 0.02), (0.0483, 0.05))
+"""``(λ, step size)`` anchors of the Adam step size for ``y`` at the start of the schedule, in
+quantization bins: constant below the first λ and above the last, geometric in ``log λ`` between.
+Low rates want small steps (most latents sit at their mean, and every step moves each of them), high
+rates larger ones; measured on Kodak images with the shipped default model, 10 steps."""
+HYPER_LATENT_STEP_SIZE = 0.002
 """Adam step size for ``z`` at the start of the schedule, in quantization bins."""
-TEMPERATURES = (0.5, 0.05)
+TEMPERATURES = (0.2, 0.02)
 """Annealing temperature of the soft rounding at the first and the last step (geometric in between)."""
 
 
@@ -37,8 +40,19 @@ def lambda_at(lambdas: tuple[float, ...], level: float) -> float:
     neighbouring levels' λ, like the gains themselves."""
     low = min(int(math.floor(level)), len(lambdas) - 1)
     high = min(low + 1, len(lambdas) - 1)
-    frac = level - low
-    return math.exp((1 - frac) * math.log(lambdas[low]) + frac * math.log(lambdas[high]))
+    return _geometric_mix(lambdas[low], lambdas[high], level - low)
+
+
+def latent_step_size(lmbda: float) -> float:
+    """Initial Adam step size for ``y`` at the trade-off ``lmbda`` (see :data:`LATENT_STEP_SIZES`)."""
+    (low_lmbda, low_step), (high_lmbda, high_step) = LATENT_STEP_SIZES
+    frac = math.log(lmbda / low_lmbda) / math.log(high_lmbda / low_lmbda)
+    return _geometric_mix(low_step, high_step, min(1.0, max(0.0, frac)))
+
+
+def _geometric_mix(low: float, high: float, frac: float) -> float:
+    """``low`` at ``frac`` 0, ``high`` at 1, geometric in between."""
+    return math.exp((1 - frac) * math.log(low) + frac * math.log(high))
 
 
 def soft_round(residual: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -65,7 +79,7 @@ def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: 
     level_t = torch.tensor([level], device=y.device)
     y = y.detach().float().clone().requires_grad_(True)
     z = z.detach().float().clone().requires_grad_(True)
-    step_sizes = (LATENT_STEP_SIZE, HYPER_LATENT_STEP_SIZE)
+    step_sizes = (latent_step_size(lmbda), HYPER_LATENT_STEP_SIZE)
     optimizer = torch.optim.Adam([{"params": [y], "lr": step_sizes[0]}, {"params": [z], "lr": step_sizes[1]}])
     first, last = TEMPERATURES
     generator = torch.Generator(device=y.device).manual_seed(0)  # the same file for the same input
