@@ -160,7 +160,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                        epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", default="jpeg,webp,avif,hyperprior",
                    help="comma-separated. Images: jpeg, webp, avif, jpeg2000 (Pillow); jpegxl, hevc, av1 (ffmpeg); "
-                        "hyperprior (the default learned model), a shipped model id or a .safetensors path. "
+                        "hyperprior (the default learned model), a shipped model id or a .safetensors path, each optionally "
+                        "with +refineN (encoder-side latent refinement, N steps: hyperprior+refine20). "
                         "Audio (speech-wer): opus, mp3 (ffmpeg)")
     p.add_argument("--data", type=Path, default=None,
                    help="no task: a folder of images; classify: an IDX images file with labels beside it, or an "

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from neuralcodec.cli import main
+from neuralcodec.codecs.image_codec import to_uint8_image
+from neuralcodec.codecs.registry import load_codec, serialize
 from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval.adapters import LearnedImageAdapter, image_adapter
 from neuralcodec.eval.ffmpeg_codecs import FFMPEG_CODECS
@@ -50,6 +53,22 @@ def test_learned_adapter_uses_the_registry(tiny_weights: Path, photo: np.ndarray
     assert adapter.decode(data).shape == photo.shape
     with pytest.raises(InputError):
         adapter.encode(photo[..., 0], 1.0)
+
+
+def test_refine_suffix_gives_a_refining_encoder_of_the_same_model(tiny_weights: Path, photo: np.ndarray):
+    plain = image_adapter(str(tiny_weights))
+    refined = image_adapter(f"{tiny_weights}+refine3")
+    assert isinstance(refined, LearnedImageAdapter) and refined.name == f"{plain.name}+refine3"
+    assert refined.qualities == plain.qualities
+    codec = load_codec(str(tiny_weights))
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255.0
+    payload, x_hat, _ = codec.compress(x, 2.0, refine_steps=3)
+    compact = codec.compact_form(payload)
+    data = refined.encode(photo, 2.0)
+    assert data == serialize(compact or payload, compact is not None)
+    assert np.array_equal(refined.decode(data), to_uint8_image(x_hat))
+    with pytest.raises(InputError, match="unknown codec 'jpeg\\+refine3'"):
+        image_adapter("jpeg+refine3")
 
 
 def test_unknown_codec_names_the_known_ones():

@@ -9,6 +9,7 @@ shape; :class:`LearnedImageAdapter` wraps any registered learned image model, an
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 import numpy as np
@@ -39,23 +40,29 @@ class ImageCodecAdapter(Protocol):
         """Why this codec cannot run here, or None."""
 
 
-class LearnedImageAdapter:
-    """A learned image model from the registry (shipped id or weights path); quality = its rate level."""
+REFINE_SUFFIX = re.compile(r"^(?P<model>.+)\+refine(?P<steps>\d+)$")
+"""``MODEL+refineN``: a learned model whose encoder refines the latents with N steps (``--refine N``)."""
 
-    def __init__(self, model: str) -> None:
+
+class LearnedImageAdapter:
+    """A learned image model from the registry (shipped id or weights path); quality = its rate level.
+    ``refine_steps`` > 0 encodes with latent refinement (named ``<model id>+refine<N>``)."""
+
+    def __init__(self, model: str, refine_steps: int = 0) -> None:
         from neuralcodec.codecs.registry import load_codec
 
         self._codec = load_codec(model)
         if not hasattr(self._codec, "level_of"):
             raise InputError(f"{model} is a {self._codec.name} model, not a lossy image codec")
-        self.name = self._codec.model_id
+        self._refine_steps = refine_steps
+        self.name = self._codec.model_id + (f"+refine{refine_steps}" if refine_steps else "")
         self.qualities = tuple(float(q) for q in range(1, self._codec.model.config.levels + 1))
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-        payload, _, _ = self._codec.compress(x, quality, reconstruct=False)
+        payload, _, _ = self._codec.compress(x, quality, reconstruct=False, refine_steps=self._refine_steps)
         compact = self._codec.compact_form(payload)
         return serialize(compact or payload, compact is not None)
 
@@ -68,15 +75,18 @@ class LearnedImageAdapter:
 
 def image_adapter(name: str) -> ImageCodecAdapter:
     """The adapter called ``name``: a classical codec (jpeg, webp, avif, jpeg2000, jpegxl, hevc, av1) or a
-    learned model id / weights path (``hyperprior`` is the default learned image model)."""
+    learned model id / weights path (``hyperprior`` is the default learned image model), optionally with
+    ``+refineN`` (:data:`REFINE_SUFFIX`) for an encoder that refines the latents with N steps."""
     from neuralcodec.eval.ffmpeg_codecs import FFMPEG_CODECS
 
     if name in CLASSICAL_CODECS:
         return CLASSICAL_CODECS[name]
     if name in FFMPEG_CODECS:
         return FFMPEG_CODECS[name]
+    refined = REFINE_SUFFIX.match(name)
+    model, steps = (refined["model"], int(refined["steps"])) if refined else (name, 0)
     try:
-        return LearnedImageAdapter(default_model("image-hyperprior").model_id if name == "hyperprior" else name)
+        return LearnedImageAdapter(default_model("image-hyperprior").model_id if model == "hyperprior" else model, steps)
     except UnknownModelError:
         known = ", ".join(sorted({*CLASSICAL_CODECS, *FFMPEG_CODECS, "hyperprior"}))
         raise InputError(f"unknown codec {name!r}: use one of {known}, a shipped model id or a .safetensors path") from None
