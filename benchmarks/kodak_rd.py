@@ -27,6 +27,7 @@ from neuralcodec import container
 from neuralcodec.codecs.image_codec import to_uint8_image
 from neuralcodec.codecs.image_hyperprior import pad_to_multiple
 from neuralcodec.codecs.registry import compact_models, load_codec, serialize
+from neuralcodec.eval.adapters import refined_model_name
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.classical import get_classical
 from neuralcodec.eval.metrics import ms_ssim, psnr
@@ -52,7 +53,7 @@ def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[fl
     levels = codec.model.config.levels
     qualities = [float(q) for q in range(1, levels + 1)] if qualities is None else [q for q in qualities if q <= levels]
     rows = []
-    for quality in tqdm(qualities, desc=model_label(model_id, refine_steps), unit="quality"):
+    for quality in tqdm(qualities, desc=refined_model_name(model_id, refine_steps), unit="quality"):
         for index, rgb in enumerate(images):
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
             started = time.perf_counter()
@@ -98,11 +99,6 @@ def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
     return {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
 
 
-def model_label(model_id: str, refine_steps: int) -> str:
-    """How a model's results are named: its id, plus ``+refineN`` when the encoder refines latents."""
-    return f"{model_id}+refine{refine_steps}" if refine_steps else model_id
-
-
 def _points(curve: list[dict], metric: str = "psnr") -> list[tuple[float, float]]:
     return [(p["bpp"], p[metric]) for p in curve]
 
@@ -144,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"images": [f.name for f in files], "codecs": {}, "bd_rate": {}}
     model_ids = (args.models.split(",") if args.models
                  else [m.model_id for m in list_models() if m.codec == "image-hyperprior"])
-    learned = [model_label(model_id, args.refine) for model_id in model_ids]
+    learned = [refined_model_name(model_id, args.refine) for model_id in model_ids]
     args.out.mkdir(parents=True, exist_ok=True)
     for model_id, label in zip(model_ids, learned):
         results["codecs"][label] = evaluate_learned(model_id, images, qualities, args.refine)

@@ -44,6 +44,12 @@ REFINE_SUFFIX = re.compile(r"^(?P<model>.+)\+refine(?P<steps>\d+)$")
 """``MODEL+refineN``: a learned model whose encoder refines the latents with N steps (``--refine N``)."""
 
 
+def refined_model_name(model_id: str, refine_steps: int) -> str:
+    """How a learned model's results are named: its id, plus ``+refineN`` when the encoder refines
+    latents (the form :data:`REFINE_SUFFIX` reads back)."""
+    return f"{model_id}+refine{refine_steps}" if refine_steps else model_id
+
+
 class LearnedImageAdapter:
     """A learned image model from the registry (shipped id or weights path); quality = its rate level.
     ``refine_steps`` > 0 encodes with latent refinement (named ``<model id>+refine<N>``)."""
@@ -55,7 +61,7 @@ class LearnedImageAdapter:
         if not hasattr(self._codec, "level_of"):
             raise InputError(f"{model} is a {self._codec.name} model, not a lossy image codec")
         self._refine_steps = refine_steps
-        self.name = self._codec.model_id + (f"+refine{refine_steps}" if refine_steps else "")
+        self.name = refined_model_name(self._codec.model_id, refine_steps)
         self.qualities = tuple(float(q) for q in range(1, self._codec.model.config.levels + 1))
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
