@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
 
-from neuralcodec.codecs.image_codec import ImageHyperpriorCodec
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
 
 
 def _sample(device: str) -> torch.Tensor:

@@ -24,17 +24,18 @@ import torch
 from tqdm import tqdm
 
 from neuralcodec import container
-from neuralcodec.codecs.image_codec import to_uint8_image
-from neuralcodec.codecs.image_hyperprior import pad_to_multiple
-from neuralcodec.codecs.registry import compact_models, load_codec, serialize
+from neuralcodec.codecs.image.codec import to_uint8_image
+from neuralcodec.codecs.image.model import pad_to_multiple
+from neuralcodec.codecs.registry import load_codec
+from neuralcodec.pretrained import compact_models
 from neuralcodec.eval.adapters import refined_model_name
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.classical import get_classical
-from neuralcodec.eval.metrics import ms_ssim, psnr
+from neuralcodec.metrics import ms_ssim, psnr
 from neuralcodec.eval.plots import plot_rd_curves
 from neuralcodec.eval.report import average_rows
 from neuralcodec.pretrained import list_models
-from neuralcodec.train.datasets import list_images, load_rgb
+from neuralcodec.media.images import list_images, read_rgb
 from neuralcodec.train.losses import bits_per_pixel
 
 DEFAULT_KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -58,8 +59,7 @@ def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[fl
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
             started = time.perf_counter()
             payload, x_hat, stats = codec.compress(x, quality, refine_steps=refine_steps)
-            compact = codec.compact_form(payload)  # the file `codec encode` writes
-            data = serialize(compact or payload, compact is not None)
+            data = container.serialize(*codec.packed(payload))  # the file `codec encode` writes
             file_bytes = len(data)
             encode_s = time.perf_counter() - started
             started = time.perf_counter()
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Kodak folder not found: {args.kodak}", file=sys.stderr)
         return 2
     files = list_images(args.kodak)[: args.limit or None]
-    images = [load_rgb(f) for f in files]
+    images = [read_rgb(f) for f in files]
     qualities = [float(q) for q in args.qualities.split(",")] if args.qualities else None
     torch.set_grad_enabled(False)
 

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from neuralcodec import container
 from neuralcodec.api import decode_path, encode_path
-from neuralcodec.codecs.idx import read_idx, write_idx
-from neuralcodec.codecs.registry import compact_code, load_codec
+from neuralcodec.media.idx import read_idx, write_idx
+from neuralcodec.codecs.registry import load_codec
 from neuralcodec.container import Payload
 from neuralcodec.eval.classical_lossless import LOSSLESS_CODECS
 
@@ -71,12 +71,12 @@ def learned_rates(images: np.ndarray, model_id: str, single_images: int, work: P
     if not np.array_equal(read_idx(restored), images):
         raise SystemExit("decoded images differ from the input")
     file_bytes = target.stat().st_size
-    code = compact_code(codec.model_id, codec.weights_hash)
+    code = codec.compact_code
     single_file = single_stream = 0
     for image in tqdm(images[:single_images], desc="single-image files", unit="img", leave=False):
         stream, _ = codec.compress(image[None])
         payload = Payload(codec.name, codec.model_id, codec.weights_hash, {}, {"stream": stream})
-        single_file += len(container.write_compact(payload, code) if code is not None else container.write(payload))
+        single_file += len(container.serialize(payload, code))
         single_stream += len(stream)
     singles = min(single_images, len(images)) * images[0].size
     return {

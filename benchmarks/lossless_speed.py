@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from neuralcodec.codecs.chow_liu import chow_liu_tree  # noqa: E402
-from neuralcodec.codecs.hclt import HCLTConfig, HiddenChowLiuTree  # noqa: E402
-from neuralcodec.codecs.hclt_coding import CodingTables, code_pixels, naive_conditionals  # noqa: E402
-from neuralcodec.codecs.idx import read_idx  # noqa: E402
+from neuralcodec.codecs.lossless.chow_liu import chow_liu_tree  # noqa: E402
+from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree  # noqa: E402
+from neuralcodec.codecs.lossless.coding import CodingTables, code_pixels, naive_conditionals  # noqa: E402
+from neuralcodec.media.idx import read_idx  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

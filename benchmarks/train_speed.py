@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from image_speed import median_time
 
-from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
-from neuralcodec.codecs.registry import resolve_weights
-from neuralcodec.train.image_task import ImageRateDistortionTask
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, model_from_weights
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
+from neuralcodec.pretrained import load_named_weights
+from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
 from neuralcodec.train.loop import autocast_available, cpu_has_native_bf16
 
 LAMBDAS = (0.0018, 0.0067, 0.025)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bf16 autocast is not used on {device} (no native bf16): nothing to compare", file=sys.stderr)
         return 1
     config = HyperpriorConfig(n=args.n, m=args.m, lambdas=LAMBDAS)
-    trained = model_from_weights(resolve_weights(args.gradient_model, ImageHyperpriorCodec.name))
+    trained = model_from_weights(load_named_weights(args.gradient_model, ImageHyperpriorCodec.name))
     batch = torch.rand(args.batch_size, 3, args.crop, args.crop, device=device)
     float32 = _step_seconds(batch, config, amp=False, repeats=args.repeats)
     bfloat16 = _step_seconds(batch, config, amp=True, repeats=args.repeats)

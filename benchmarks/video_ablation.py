@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from neuralcodec.codecs.video_io import open_video
+from neuralcodec.media.video import open_video
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from video_rd import SEQUENCES, learned_curve  # the script folder is on sys.path
 

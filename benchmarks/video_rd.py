@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from neuralcodec import container
 from neuralcodec.codecs.registry import load_codec
-from neuralcodec.codecs.video_io import open_video
+from neuralcodec.media.video import open_video
 from neuralcodec.eval.bdrate import bd_rate_or_reason
-from neuralcodec.eval.metrics import ms_ssim, psnr
+from neuralcodec.metrics import ms_ssim, psnr
 from neuralcodec.eval.plots import plot_rd_curves
 from neuralcodec.eval.video_codecs import VIDEO_CODECS
 

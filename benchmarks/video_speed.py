@@ -37,7 +37,7 @@ def _measured(command: list[str], threads: int) -> dict:
 
 
 def _write_y4m(frames_dir: Path, count: int, target: Path) -> None:
-    from neuralcodec.codecs.video_io import open_video, open_video_writer
+    from neuralcodec.media.video import open_video, open_video_writer
 
     with open_video(frames_dir, fps=Fraction(50)) as reader, open_video_writer(target, reader.info) as writer:
         for index, frame in enumerate(reader):

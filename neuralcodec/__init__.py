@@ -32,20 +32,24 @@ def list_models() -> list:
 
 
 def load(model: str | None = None, codec: str | None = None, device: str = "cpu"):
-    """A codec bound to weights: a shipped model id, a path to a .safetensors file, or a codec's default."""
+    """A codec bound to weights: a shipped model id, a path to a .safetensors file, a codec family's default
+    model, or (with neither) the default image codec."""
     from neuralcodec.codecs.registry import load_codec
 
-    return load_codec(model, codec, device)
+    return load_codec(model, codec or (None if model else "image-hyperprior"), device)
 
 
 def encode_file(source: str | Path, target: str | Path, model: str | None = None, codec: str | None = None,
-                quality: float | None = None, verify: bool = False, device: str = "cpu", refine_steps: int = 0) -> dict:
+                **options) -> dict:
     """Encode ``source`` into the .ncd file ``target`` (written atomically); returns size/bpp/time stats.
-    ``refine_steps`` > 0: encoder-side latent refinement of image models (``codec encode --refine``)."""
+
+    ``options`` are those of the chosen family, as ``codec encode`` has them: ``quality``, ``verify``,
+    ``device``, ``limits`` (a :class:`neuralcodec.limits.Limits`); images ``refine_steps`` (``--refine``);
+    video ``gop``, ``fps``. An option the family does not have is an InputError.
+    """
     from neuralcodec.api import encode_path
 
-    return encode_path(Path(source), Path(target), model=model, codec=codec, quality=quality, verify=verify,
-                       device=device, refine_steps=refine_steps)
+    return encode_path(Path(source), Path(target), model=model, codec=codec, **options)
 
 
 def decode_file(source: str | Path, target: str | Path, model: str | None = None, device: str = "cpu") -> dict:

@@ -1,38 +1,53 @@
-"""File-level encode/decode shared by the CLI and the Python API."""
+"""File-level encode/decode shared by the CLI and the Python API.
+
+``codec encode`` runs: cli -> :func:`encode_path` -> registry (family and weights, once) -> the family's
+``encode_file`` (reader, transforms, entropy coder) -> ``container.serialize`` -> ``fileio`` (atomic write).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from neuralcodec import container
-from neuralcodec.codecs.base import DEFAULT_GOP, EncodeOptions
-from neuralcodec.codecs.registry import codec_for_payload, compact_models, family_for_input, load_codec, serialize
-from neuralcodec.container import Limits
+from neuralcodec.codecs.base import EncodeOptions, Family
+from neuralcodec.codecs.registry import codec_for_payload, family, family_for_input, resolve_weights
 from neuralcodec.errors import InputError
 from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
+from neuralcodec.limits import Limits
+from neuralcodec.pretrained import compact_models
+
+
+def family_options(chosen: Family, given: dict[str, Any]) -> EncodeOptions:
+    """``chosen``'s options dataclass filled with ``given`` (options left out keep their defaults);
+    InputError naming the family's options when one does not apply to it."""
+    known = {f.name for f in dataclasses.fields(chosen.options)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InputError(f"option {', '.join(unknown)} does not apply to {chosen.name} "
+                         f"(its options: {', '.join(sorted(known))})")
+    return chosen.options(**given)
 
 
 def encode_path(source: Path, target: Path, model: str | None = None, codec: str | None = None,
-                quality: float | None = None, verify: bool = False, device: str = "cpu",
-                limits: Limits = Limits(), gop: int | None = None, fps: float | None = None,
-                refine_steps: int = 0) -> dict:
-    """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds."""
+                **options: Any) -> dict:
+    """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds. ``options``
+    are the family's (see its options dataclass: quality, refine_steps, gop, fps, verify, device, limits)."""
     if not source.exists():
         raise InputError(f"input not found: {source}")
     if source.is_file():
         ensure_not_same_file(source, target)
-    if model is None and codec is None:
-        codec = family_for_input(source)
-    file_codec = load_codec(model, codec, device)
-    options = EncodeOptions(quality=quality, verify=verify, device=device, limits=limits, gop=gop or DEFAULT_GOP,
-                            fps=fps, refine_steps=refine_steps)
-    result = file_codec.encode_file(source, options)
-    data = serialize(result.payload, result.compact)
+    weights = resolve_weights(model, codec if codec is not None or model is not None else family_for_input(source).name)
+    chosen = family(weights.codec)
+    encode_options = family_options(chosen, options)
+    file_codec = chosen.load_codec_class().from_weights(weights, encode_options.device)
+    result = file_codec.encode_file(source, encode_options)
+    data = container.serialize(result.payload, result.compact_code)
     atomic_write_bytes(target, data)
     stats = {"codec": result.payload.codec, "model": result.payload.model_id, "bytes": len(data), **result.stats}
-    if "width" in stats and "height" in stats:
-        count = stats.get("images", stats.get("frames", 1))
-        stats["bpp"] = round(8 * len(data) / (stats["width"] * stats["height"] * count), 5)
+    if result.pixels:
+        stats["bpp"] = round(8 * len(data) / result.pixels, 5)
     return stats
 
 
@@ -43,3 +58,4 @@ def decode_path(source: Path, target: Path, model: str | None = None, device: st
     payload = container.read_file(source, limits, compact_models())
     file_codec = codec_for_payload(payload, model, device)
     return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}
+

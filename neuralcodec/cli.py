@@ -7,18 +7,17 @@ unexpected); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from neuralcodec import __version__
+from neuralcodec.codecs.registry import FAMILIES
 from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval.tasks import TASK_NAMES
-
-if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, per command
-    from neuralcodec.train.loop import TrainConfig
+from neuralcodec.perception.trainers import TRAINERS as PERCEPTION_TRAINERS
+from neuralcodec.train.arguments import Trainer, add_common_arguments, train_config
 
 EPILOG = """examples:
   codec encode photo.png photo.ncd --quality 3 --verify
@@ -43,23 +42,33 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
                                             "for the lossless codec an IDX file (*-ubyte[.gz]) or a folder of "
                                             "same-size grayscale images")
     p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
-    p.add_argument("--quality", "-q", type=float, default=None,
-                   help="rate knob of variable-rate models: 1 (smallest file) to the model's number of levels; "
-                        "fractions interpolate (default: the middle)")
     p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
-    p.add_argument("--codec", "-c", default=None, help="codec family (default: chosen from the input type)")
+    p.add_argument("--codec", "-c", default=None, choices=[f.name for f in FAMILIES],
+                   help="codec family (default: chosen from the input: " + "; ".join(f"{f.name}: {f.summary}"
+                                                                               for f in FAMILIES) + ")")
     p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
-    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                   help="image models: optimize the latents for this image with STEPS gradient steps (about 1 s "
-                        "each for a 768x512 image on 2 CPU cores; 20 saved 8%% of the rate at equal PSNR on "
-                        "Kodak, see the README); kept only when that lowers the rate-distortion cost; decoding "
-                        "is unchanged (default 0: off)")
-    p.add_argument("--gop", type=int, default=None,
-                   help="video: group-of-pictures length, frames from one intra frame to the next (default 10)")
-    p.add_argument("--fps", type=float, default=None,
-                   help="video from a folder of frames (--codec video-st): its frame rate (default 25)")
+    _add_family_options(p)
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+
+def _add_family_options(p: argparse.ArgumentParser) -> None:
+    """One flag per option of the families' options dataclasses (shared names share a flag); a flag the
+    user leaves out is absent from the parsed arguments, so each family keeps its own default."""
+    seen: set[str] = set()
+    for family in FAMILIES:
+        for option in dataclasses.fields(family.options):
+            if "cli" in option.metadata and option.name not in seen:
+                flags, kwargs = option.metadata["cli"]
+                p.add_argument(*flags, dest=option.name, default=argparse.SUPPRESS, **kwargs)
+                seen.add(option.name)
+
+
+def _family_option_values(args: argparse.Namespace) -> dict:
+    """The family options the user gave on the command line."""
+    names = {option.name for family in FAMILIES for option in dataclasses.fields(family.options)
+             if "cli" in option.metadata}
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
@@ -86,69 +95,22 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _trainers() -> list[Trainer]:
+    """Every `codec train` subcommand: the codec families' trainers, then the perception models'."""
+    return [f.trainer for f in FAMILIES if f.trainer is not None] + list(PERCEPTION_TRAINERS)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a codec on your own data",
-                       description="Train a codec family on a folder of your data. Resumes from OUT/checkpoint.pt.")
-    p.add_argument("family", choices=["image-hyperprior", "video-st", "lossless-pc", "classifier", "face-embedder"],
-                   help="codec family to train, or a perception model for `codec eval --task`")
-    p.add_argument("--data", type=Path, default=None,
-                   help="image-hyperprior: folder of training images (searched recursively) or a .txt list of image "
-                        "paths; video-st: a folder of clips (folders of frames, videos), optional with "
-                        "--synthetic-from; lossless-pc: an IDX "
-                        "file or a folder of same-size 8-bit grayscale images; classifier: an IDX images file with "
-                        "its labels file beside it; face-embedder: the ORL faces folder (labels.csv), subjects "
-                        "29-40 held out")
-    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, log.jsonl, model.safetensors")
-    p.add_argument("--lmbda", type=float, action="append", default=None,
-                   help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels 0.0018-0.0483)")
-    p.add_argument("--metric", choices=["mse", "ms-ssim"], default="mse", help="distortion of the loss")
-    p.add_argument("--channels", type=int, default=128, help="transform width N")
-    p.add_argument("--latent-channels", type=int, default=192, help="latent channels M")
-    p.add_argument("--scale-only", action="store_true", help="scale hyperprior (Ballé 2018) instead of mean-scale")
-    p.add_argument("--whole-images", action="store_true",
-                   help="image-hyperprior: train on whole same-size images (e.g. faces) instead of random crops")
-    p.add_argument("--task-loss", default=None, metavar="MODEL",
-                   help="image-hyperprior: add a task-aware distortion, 1 - cosine between this frozen classifier's "
-                        "or face embedder's outputs on x and on the reconstruction (shipped id or .safetensors)")
-    p.add_argument("--task-layers", default="", metavar="NAMES",
-                   help="with --task-loss: comma-separated submodules of the task network (e.g. features.3) whose "
-                        "outputs are compared too, averaged with the final output")
-    p.add_argument("--task-weight", type=float, default=0.0,
-                   help="alpha: weight of the task-aware distortion, in units of 255^2*MSE (with --task-loss)")
-    p.add_argument("--hidden", type=int, default=32, help="lossless-pc: latent states per pixel (H)")
-    p.add_argument("--synthetic-from", type=Path, default=None, metavar="PHOTOS",
-                   help="video-st: also train on clips synthesized from these photos (pans, zooms, rotations, "
-                        "brightness drift)")
-    p.add_argument("--synthetic-clips", type=int, default=1500, help="video-st: number of synthetic clips")
-    p.add_argument("--clip-length", type=int, default=3, help="video-st: frames per training clip (I + P-frames)")
-    p.add_argument("--prior-width", type=int, default=128, help="video-st: width of the prior networks")
-    p.add_argument("--no-temporal", action="store_true", help="video-st ablation: no temporal prior")
-    p.add_argument("--no-spatial", action="store_true", help="video-st ablation: no checkerboard spatial context")
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="default: 8 image-hyperprior, 256 lossless-pc, 128 classifier, 32 face-embedder")
-    p.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 64)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-4 image-hyperprior, "
-                                                              "0.05 lossless-pc, 2e-3 classifier and face-embedder)")
-    p.add_argument("--lr-decay-start", type=float, default=0.85, metavar="FRACTION",
-                   help="share of --steps after which the learning rate decays (cosine) to 1%% of --lr (default 0.85)")
-    p.add_argument("--width", type=int, default=None, help="classifier/face-embedder: channel width (default 24/16)")
-    p.add_argument("--architecture", choices=["strided", "residual"], default="strided",
-                   help="face-embedder: network design (train one of each to check results on an unseen recognizer)")
-    p.add_argument("--val-fraction", type=float, default=0.05, help="share of files held out for validation")
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--validate-every", type=int, default=2000)
-    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-amp", action="store_true",
-                   help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bf16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init-from", default=None,
-                   help="start from these weights (shipped model id or .safetensors) instead of random ones; "
-                        "video-st: the frozen image model whose transforms code the frames (default: the shipped "
-                        "image-hyperprior; a shipped model is referenced by the exported weights, not copied)")
-    p.add_argument("--model-id", default=None, help="id stored in the exported weights (default: the run folder name)")
+                       description="Train a codec family (or a perception model for `codec eval --task`) on your "
+                                   "data. Resumes from OUT/checkpoint.pt. `codec train NAME --help` lists NAME's "
+                                   "options.")
+    trainers = p.add_subparsers(dest="trainer", required=True, metavar="NAME")
+    for trainer in _trainers():
+        t = trainers.add_parser(trainer.name, help=trainer.help, description=f"Train {trainer.help}.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add_common_arguments(t, trainer)
+        trainer.add_arguments(t)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -225,9 +187,8 @@ def _print_stats(stats: dict, as_json: bool) -> None:
 def _run_encode(args: argparse.Namespace) -> None:
     from neuralcodec.api import encode_path
 
-    stats = encode_path(args.input, args.output, model=args.model, codec=args.codec, quality=args.quality,
-                        verify=args.verify, device=args.device, gop=args.gop, fps=args.fps,
-                        refine_steps=args.refine)
+    stats = encode_path(args.input, args.output, model=args.model, codec=args.codec, verify=args.verify,
+                        device=args.device, **_family_option_values(args))
     _print_stats(stats, args.json)
 
 
@@ -238,13 +199,15 @@ def _run_decode(args: argparse.Namespace) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> None:
-    from neuralcodec.codecs.registry import compact_code, compact_models
     from neuralcodec.container import COMPACT_MAGIC, header_summary, read_file
+    from neuralcodec.pretrained import compact_models
 
-    payload = read_file(args.input, compact_models=compact_models())
+    models = compact_models()
+    payload = read_file(args.input, compact_models=models)
     with open(args.input, "rb") as handle:
         is_compact = handle.read(len(COMPACT_MAGIC)) == COMPACT_MAGIC
-    summary = header_summary(payload, compact_code(payload.model_id, payload.weights_hash) if is_compact else None)
+    code = next((c for c, m in models.items() if m.model_id == payload.model_id), None) if is_compact else None
+    summary = header_summary(payload, code)
     if args.json:
         print(json.dumps(summary, indent=2))
         return
@@ -268,114 +231,8 @@ def _run_models(args: argparse.Namespace) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from neuralcodec.train.loop import TrainConfig
-
-    defaults = FAMILY_TRAINING_DEFAULTS[args.family]
-    config = TrainConfig(
-        out_dir=str(args.out), steps=args.steps, batch_size=args.batch_size or defaults["batch_size"],
-        lr=args.lr or defaults["lr"], lr_decay_start=args.lr_decay_start, checkpoint_every=args.checkpoint_every,
-        validate_every=args.validate_every, num_workers=args.workers, seed=args.seed, threads=args.threads,
-        val_batch_size=defaults["val_batch_size"], **({"device": args.device} if args.device else {}),
-    )
-    if args.no_amp:
-        config.amp = False
-    if args.data is None and not (args.family == "video-st" and args.synthetic_from is not None):
-        raise InputError(f"codec train {args.family} needs --data")
-    trainers = {"image-hyperprior": _train_image_hyperprior, "video-st": _train_video, "lossless-pc": _train_lossless_pc,
-                "classifier": _train_perception_model, "face-embedder": _train_perception_model}
-    trainers[args.family](args, config)
-
-
-FAMILY_TRAINING_DEFAULTS = {
-    "image-hyperprior": {"batch_size": 8, "lr": 1e-4, "val_batch_size": 1},
-    "video-st": {"batch_size": 16, "lr": 5e-4, "val_batch_size": 32},
-    "lossless-pc": {"batch_size": 256, "lr": 0.05, "val_batch_size": 256},
-    "classifier": {"batch_size": 128, "lr": 2e-3, "val_batch_size": 512},
-    "face-embedder": {"batch_size": 32, "lr": 2e-3, "val_batch_size": 128},
-}
-
-
-def _train_perception_model(args: argparse.Namespace, config: TrainConfig) -> None:
-    import numpy as np
-
-    from neuralcodec.perception import data, networks, training
-    from neuralcodec.perception.weights import export_perception_model
-
-    if args.family == "classifier":
-        labelled = data.read_idx_pair(args.data)
-        val_mask = np.random.default_rng(args.seed).random(len(labelled.labels)) < args.val_fraction
-        model_config = networks.ClassifierConfig(height=labelled.images.shape[1], width=labelled.images.shape[2],
-                                                 classes=int(labelled.labels.max()) + 1, width_multiplier=args.width or 24)
-        model = training.train_classifier(labelled.subset(~val_mask), labelled.subset(val_mask), config, model_config)
-    else:
-        train, held_out = data.split_faces(data.read_orl_faces(args.data))
-        model_config = networks.FaceEmbedderConfig(height=train.images.shape[1], width=train.images.shape[2],
-                                                   width_multiplier=args.width or 16, architecture=args.architecture)
-        model = training.train_face_embedder(train, held_out, config, model_config)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    path = args.out / "model.safetensors"
-    export_perception_model(model, path, model_id=args.model_id or args.out.name)
-    print(f"weights written to {path}; use them with `codec eval --task {PERCEPTION_TASK_OF[args.family]} --task-model {path}`")
-
-
-PERCEPTION_TASK_OF = {"classifier": "classify", "face-embedder": "face-id"}
-
-
-def _train_video(args: argparse.Namespace, config: TrainConfig) -> None:
-    from neuralcodec.codecs.registry import names_weights_file
-    from neuralcodec.pretrained import default_model
-    from neuralcodec.train.export import export_video_model
-    from neuralcodec.train.video import train_video
-
-    image_model = args.init_from or default_model("image-hyperprior").model_id
-    model = train_video(config, image_model, clips_root=args.data,
-                        photos_root=args.synthetic_from, synthetic_count=args.synthetic_clips, length=args.clip_length,
-                        crop=args.crop, hidden=args.prior_width, temporal=not args.no_temporal,
-                        spatial=not args.no_spatial, val_fraction=args.val_fraction)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    path = args.out / "model.safetensors"
-    shipped = not names_weights_file(image_model)  # train_video loaded it, so it is a shipped id
-    export_video_model(model, path, model_id=args.model_id or args.out.name,
-                       image_model_id=image_model if shipped else None)
-    print(f"weights written to {path}" + (f" (they name the shipped image model {image_model!r} instead of "
-                                          "holding a copy)" if shipped else "")
-          + f"; use them with `codec encode VIDEO OUT.ncd --model {path}`")
-
-
-def _train_lossless_pc(args: argparse.Namespace, config: TrainConfig) -> None:
-    from neuralcodec.train.lossless import export_lossless_pc, train_lossless_pc
-
-    model = train_lossless_pc(args.data, config, hidden=args.hidden, val_fraction=args.val_fraction)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    path = args.out / "model.safetensors"
-    export_lossless_pc(model, path, model_id=args.model_id or args.out.name)
-    print(f"weights written to {path}; use them with `codec encode IMAGES OUT.ncd --model {path}`")
-
-
-def _train_image_hyperprior(args: argparse.Namespace, config: TrainConfig) -> None:
-    from neuralcodec.codecs.image_hyperprior import DEFAULT_LAMBDAS, HyperpriorConfig
-    from neuralcodec.train.export import export_image_hyperprior
-    from neuralcodec.train.image import train_image_hyperprior
-
-    model_config = HyperpriorConfig(n=args.channels, m=args.latent_channels, mean_scale=not args.scale_only,
-                                    lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
-    if (args.task_loss is None) != (args.task_weight == 0):
-        raise InputError("--task-loss and a non-zero --task-weight go together")
-    task_layers = tuple(name for name in args.task_layers.split(",") if name)
-    if task_layers and args.task_loss is None:
-        raise InputError("--task-layers needs --task-loss")
-    model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
-                                   val_fraction=args.val_fraction, init_from=args.init_from,
-                                   whole_images=args.whole_images, task_loss=args.task_loss,
-                                   task_weight=args.task_weight, task_layers=task_layers)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun only rank 0 exports
-    path = args.out / "model.safetensors"
-    export_image_hyperprior(model, path, model_id=args.model_id or args.out.name)
-    print(f"weights written to {path}; use them with `codec encode IMG OUT.ncd --model {path}`")
+    trainer = next(t for t in _trainers() if t.name == args.trainer)
+    trainer.run(args, train_config(args, trainer))
 
 
 def _run_eval(args: argparse.Namespace) -> None:

@@ -61,6 +61,7 @@ from neuralcodec.errors import (
     TruncatedFileError,
     UnsupportedVersionError,
 )
+from neuralcodec.limits import DEFAULT_LIMITS, Limits
 
 MAGIC = b"NCD"
 COMPACT_MAGIC = b"Nc"
@@ -114,22 +115,6 @@ class CompactModel:
     weights_hash: bytes
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Safety caps applied to untrusted files and to the dimensions codecs read from them."""
-
-    max_file_bytes: int = 4 * 2**30
-    max_sections: int = 4096
-    max_metadata_items: int = 256
-    max_string_bytes: int = 4096
-    max_list_items: int = 65536
-    max_pixels: int = 2**30
-    max_side: int = 65536
-
-
-DEFAULT_LIMITS = Limits()
-
-
 # ----------------------------------------------------------------------------------------- writing
 
 
@@ -144,6 +129,12 @@ def write(payload: Payload) -> bytes:
     head = MAGIC + bytes([FORMAT_VERSION]) + _uvarint(_file_size(len(body)))
     content = head + body
     return bytes(content + zlib.crc32(content).to_bytes(CRC_BYTES, "little"))
+
+
+def serialize(payload: Payload, compact_code: int | None = None) -> bytes:
+    """The file bytes of ``payload``: the compact form as model ``compact_code`` when one is given (the
+    payload must then be in its codec's compact layout: one ``"stream"`` section), else a regular file."""
+    return write(payload) if compact_code is None else write_compact(payload, compact_code)
 
 
 def write_compact(payload: Payload, code: int) -> bytes:
@@ -549,23 +540,12 @@ def _parse_sections(cursor: _Cursor, limits: Limits) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------- limits and summary
 
 
-def check_dimensions(dims: dict[str, int], limits: Limits | None = None) -> None:
-    """Raise LimitExceededError unless every dimension is in 1..max_side and their product ≤ max_pixels.
-
-    Codecs call this with sizes read from a header before allocating anything from them.
-    """
-    limits = limits or DEFAULT_LIMITS
-    product = 1
-    for name, value in dims.items():
-        if isinstance(value, bool) or not _is_integer(value):
-            raise InputError(f"dimension {name!r} must be an integer, got {type(value).__name__}")
-        value = operator.index(value)
-        if not 1 <= value <= limits.max_side:
-            raise LimitExceededError(f"dimension {name!r} = {value} is outside the allowed range 1..{limits.max_side}")
-        product *= value
-    if product > limits.max_pixels:
-        shape = " x ".join(f"{name} {value}" for name, value in dims.items())
-        raise LimitExceededError(f"{shape} = {product} elements, more than the limit of {limits.max_pixels}")
+def positive_int_field(metadata: dict[str, MetadataValue], key: str) -> int:
+    """``metadata[key]`` when it is a positive integer; CorruptFileError naming the field otherwise."""
+    value = metadata.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CorruptFileError(f"missing or invalid {key!r} in the file header: {value!r}")
+    return value
 
 
 def header_summary(payload: Payload, compact_code: int | None = None) -> dict[str, Any]:
@@ -573,7 +553,7 @@ def header_summary(payload: Payload, compact_code: int | None = None) -> dict[st
     the compact file of that model code instead of a regular .ncd file."""
     section_bytes = {name: len(data) for name, data in payload.sections.items()}
     compact = compact_code is not None
-    file_bytes = len(write_compact(payload, compact_code) if compact else write(payload))
+    file_bytes = len(serialize(payload, compact_code))
     return {
         "format": "compact" if compact else f"ncd v{FORMAT_VERSION}",
         "codec": payload.codec,

@@ -12,7 +12,7 @@ from PIL import Image
 
 from neuralcodec.api import decode_path, encode_path
 from neuralcodec.errors import NeuralCodecError
-from neuralcodec.eval.metrics import psnr
+from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import default_model
 
 OUT_DIR = Path("demo-output")

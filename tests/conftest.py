@@ -15,8 +15,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small (N=16, M=24) image hyperprior with random weights, exported to safetensors."""
-    from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
-    from neuralcodec.train.export import export_image_hyperprior
+    from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
+    from neuralcodec.codecs.image.export import export_image_hyperprior
 
     torch.manual_seed(0)
     model = ImageHyperprior(HyperpriorConfig(n=16, m=24, lambdas=(0.01, 0.05)))

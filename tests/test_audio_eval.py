@@ -12,8 +12,8 @@ from conftest import require_shared
 from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval import ffmpeg_codecs
 from neuralcodec.eval.audio_codecs import AUDIO_CODECS, MP3, OPUS, audio_adapter
-from neuralcodec.eval.metrics import kilobits_per_second
-from neuralcodec.eval.metrics import snr_db
+from neuralcodec.metrics import kilobits_per_second
+from neuralcodec.metrics import snr_db
 from neuralcodec.eval.tasks.base import Sample
 from neuralcodec.eval.tasks.speech import SpeechRecognitionTask, normalize_text
 
@@ -211,7 +211,7 @@ def test_codec_eval_speech_task_end_to_end(tmp_path: Path, monkeypatch: pytest.M
     pytest.importorskip("jiwer")
     if OPUS.unavailable_reason():
         pytest.skip(OPUS.unavailable_reason())
-    from neuralcodec.eval.metrics import snr_db
+    from neuralcodec.metrics import snr_db
     from neuralcodec.eval.runner import evaluate
 
     write_speech_folder(tmp_path / "speech")

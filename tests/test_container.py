@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from neuralcodec import container, fileio
-from neuralcodec.container import Limits, Payload
+from neuralcodec import container, fileio, limits
+from neuralcodec.container import Payload
+from neuralcodec.limits import Limits
 from neuralcodec.errors import (
     ContainerError,
     CorruptFileError,
@@ -323,7 +324,7 @@ def test_limits_are_configurable() -> None:
 
 
 def test_check_dimensions_accepts_reasonable_sizes() -> None:
-    container.check_dimensions({"height": 1080, "width": 1920, "frames": 300, "channels": 3}, Limits(max_pixels=2**31))
+    limits.check_dimensions({"height": 1080, "width": 1920, "frames": 300, "channels": 3}, Limits(max_pixels=2**31))
 
 
 @pytest.mark.parametrize(
@@ -337,12 +338,12 @@ def test_check_dimensions_accepts_reasonable_sizes() -> None:
 )
 def test_check_dimensions_rejects_absurd_sizes(dims: dict[str, int], message: str) -> None:
     with pytest.raises(LimitExceededError, match=message):
-        container.check_dimensions(dims, Limits())
+        limits.check_dimensions(dims, Limits())
 
 
 def test_check_dimensions_rejects_non_integers() -> None:
     with pytest.raises(InputError, match="'height' must be an integer"):
-        container.check_dimensions({"height": 2.5})
+        limits.check_dimensions({"height": 2.5})
 
 
 # --------------------------------------------------------------------------------------- files

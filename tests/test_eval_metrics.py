@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from neuralcodec.errors import InputError
 from neuralcodec.eval.bdrate import bd_psnr, bd_rate
 from neuralcodec.eval.classical import CLASSICAL_CODECS, get_classical
-from neuralcodec.eval.metrics import bits_per_pixel, ms_ssim, psnr, psnr_y, snr_db
+from neuralcodec.metrics import bits_per_pixel, ms_ssim, psnr, psnr_y, snr_db
 from neuralcodec.eval.plots import plot_rd_curves
 
 RD_CURVE = [(0.1, 28.0), (0.25, 31.2), (0.5, 34.1), (1.0, 37.0), (2.0, 39.6)]

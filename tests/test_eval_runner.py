@@ -11,13 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
+from neuralcodec import container
 from neuralcodec.cli import main
-from neuralcodec.codecs.image_codec import to_uint8_image
-from neuralcodec.codecs.registry import load_codec, serialize
+from neuralcodec.codecs.image.codec import to_uint8_image
+from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval.adapters import LearnedImageAdapter, image_adapter
 from neuralcodec.eval.ffmpeg_codecs import FFMPEG_CODECS
-from neuralcodec.eval.metrics import psnr
+from neuralcodec.metrics import psnr
 from neuralcodec.eval.runner import ROWS_NAME, evaluate
 
 
@@ -63,9 +64,9 @@ def test_refine_suffix_gives_a_refining_encoder_of_the_same_model(tiny_weights: 
     codec = load_codec(str(tiny_weights))
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255.0
     payload, x_hat, _ = codec.compress(x, 2.0, refine_steps=3)
-    compact = codec.compact_form(payload)
+    payload, compact_code = codec.packed(payload)
     data = refined.encode(photo, 2.0)
-    assert data == serialize(compact or payload, compact is not None)
+    assert data == container.serialize(payload, compact_code)
     assert np.array_equal(refined.decode(data), to_uint8_image(x_hat))
     with pytest.raises(InputError, match="unknown codec 'jpeg\\+refine3'"):
         image_adapter("jpeg+refine3")

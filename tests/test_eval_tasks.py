@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from neuralcodec.cli import main
-from neuralcodec.codecs.idx import write_idx
+from neuralcodec.media.idx import write_idx
 from neuralcodec.errors import InputError
 from neuralcodec.eval.adapters import image_adapter
 from neuralcodec.eval.measure import measure_image
-from neuralcodec.eval.metrics import ssim
+from neuralcodec.metrics import ssim
 from neuralcodec.eval.report import _correlations
 from neuralcodec.eval.runner import evaluate
 from neuralcodec.eval.tasks import perception_task

@@ -11,7 +11,7 @@ from PIL import Image
 
 from neuralcodec import container
 from neuralcodec.api import decode_path, encode_path
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, pad_to_multiple
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior, pad_to_multiple
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError, ModelMismatchError
 from neuralcodec.pretrained import list_models
@@ -170,7 +170,7 @@ def test_bad_inputs_give_clear_errors_and_no_output(tiny_weights: Path, photo_pn
 
 
 def test_decode_refuses_other_weights(tiny_weights: Path, photo_png: Path, tmp_path: Path):
-    from neuralcodec.train.export import export_image_hyperprior
+    from neuralcodec.codecs.image.export import export_image_hyperprior
 
     encode_path(photo_png, tmp_path / "x.ncd", model=str(tiny_weights))
     other = ImageHyperprior(HyperpriorConfig(n=16, m=24, lambdas=(0.01, 0.05)))
@@ -199,7 +199,7 @@ def test_shipped_model_rate_and_exactness_on_a_photo(photo: np.ndarray):
 
 
 def test_compact_layout_round_trips_and_refuses_what_it_cannot_hold():
-    from neuralcodec.codecs import image_compact
+    from neuralcodec.codecs.image import compact as image_compact
 
     regular = container.Payload("image-hyperprior", "m", b"h" * 8,
                                 {"height": 112, "width": 92, "level": 2.5, "index_crc": 0xDEADBEEF, "grayscale": True},
@@ -222,21 +222,24 @@ def test_compact_layout_round_trips_and_refuses_what_it_cannot_hold():
 def test_models_with_a_compact_code_write_few_byte_headers(tiny_weights: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch):
     from neuralcodec import api
-    from neuralcodec.codecs import registry
     from neuralcodec.container import CompactModel
+    from neuralcodec.pretrained import LoadedWeights
 
     codec = load_codec(str(tiny_weights))
     weights = CompactModel(codec.name, codec.model_id, codec.weights_hash)
-    monkeypatch.setattr(registry, "compact_models", lambda: {9: weights})
+
+    def give_code(code: int | None) -> None:  # as if the tiny model were shipped with (or without) a compact code
+        monkeypatch.setattr(LoadedWeights, "compact_code", property(lambda self: code))
+
+    give_code(9)
     monkeypatch.setattr(api, "compact_models", lambda: {9: weights})
     face = np.random.default_rng(0).integers(0, 256, (112, 92), dtype=np.uint8)
     Image.fromarray(face).save(tmp_path / "face.png")
     compact = encode_path(tmp_path / "face.png", tmp_path / "face.ncd", model=str(tiny_weights), quality=1)
     assert (tmp_path / "face.ncd").read_bytes()[:2] == container.COMPACT_MAGIC
-    monkeypatch.setattr(registry, "compact_models", lambda: {})
+    give_code(None)
     regular = encode_path(tmp_path / "face.png", tmp_path / "face-regular.ncd", model=str(tiny_weights), quality=1)
     assert regular["bytes"] - compact["bytes"] > 60  # the regular header's codec/model names, hash and metadata
-    monkeypatch.setattr(registry, "compact_models", lambda: {9: weights})
     decode_path(tmp_path / "face.ncd", tmp_path / "a.png", model=str(tiny_weights))
     decode_path(tmp_path / "face-regular.ncd", tmp_path / "b.png", model=str(tiny_weights))
     a, b = np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))

@@ -7,8 +7,8 @@ import torch
 from compressai.layers import GDN
 from torch import nn
 
-from neuralcodec.codecs.inference import FrozenGDN, SubPixelConvolution, inference_form
-from neuralcodec.codecs.transforms import hyper_synthesis, synthesis_transform
+from neuralcodec.codecs.common.inference import FrozenGDN, SubPixelConvolution, inference_form
+from neuralcodec.codecs.common.transforms import hyper_synthesis, synthesis_transform
 
 
 @pytest.mark.parametrize("kernel", [3, 5, 7, 9])

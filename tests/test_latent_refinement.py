@@ -14,7 +14,7 @@ from PIL import Image
 import neuralcodec
 from neuralcodec import container
 from neuralcodec.cli import main
-from neuralcodec.codecs.latent_refinement import LATENT_STEP_SIZES, lambda_at, latent_step_size, soft_round
+from neuralcodec.codecs.image.refinement import LATENT_STEP_SIZES, lambda_at, latent_step_size, soft_round
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import InputError
 from neuralcodec.pretrained import default_model, list_models

@@ -14,16 +14,17 @@ from PIL import Image
 
 from neuralcodec import container
 from neuralcodec.api import decode_path, encode_path
-from neuralcodec.codecs.chow_liu import RootedTree, chow_liu_tree, mutual_information, root_at_center
-from neuralcodec.codecs.hclt import HCLTConfig, HiddenChowLiuTree
-from neuralcodec.codecs.hclt_coding import CodingTables, code_pixels, naive_conditionals
-from neuralcodec.codecs.idx import parse_idx, read_idx, write_idx
-from neuralcodec.codecs.lossless_codec import LosslessCircuitCodec
+from neuralcodec.codecs.lossless.chow_liu import RootedTree, chow_liu_tree, mutual_information, root_at_center
+from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
+from neuralcodec.codecs.lossless.coding import CodingTables, code_pixels, naive_conditionals
+from neuralcodec.media.idx import parse_idx, read_idx, write_idx
+
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.container import CompactModel, Payload
+from neuralcodec.limits import Limits
 from neuralcodec.eval.classical_lossless import LOSSLESS_CODECS
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError, NeuralCodecError, NotNcdFileError
-from neuralcodec.train.lossless import build_model, export_lossless_pc
+from neuralcodec.codecs.lossless.training import build_model, export_lossless_pc
 
 from conftest import require_shared
 
@@ -379,7 +380,7 @@ def test_crafted_metadata_is_refused(tmp_path: Path, small_weights: Path, metada
     stream, _ = codec.compress(digits(2))
     payload = Payload(codec.name, codec.model_id, codec.weights_hash, metadata, {"stream": stream})
     with pytest.raises(error):
-        codec.decode_file(payload, tmp_path / "out-ubyte", container.Limits())
+        codec.decode_file(payload, tmp_path / "out-ubyte", Limits())
     assert not (tmp_path / "out-ubyte").exists()
 
 

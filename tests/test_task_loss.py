@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 
 from neuralcodec.cli import main
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
 from neuralcodec.perception.networks import FaceEmbedder, FaceEmbedderConfig
 from neuralcodec.perception.weights import export_perception_model
-from neuralcodec.train.datasets import WholeImageDataset, list_images
-from neuralcodec.train.image_task import ImageRateDistortionTask
+from neuralcodec.media.images import list_images
+from neuralcodec.train.datasets import WholeImageDataset
+from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
 from neuralcodec.train.loop import TrainConfig, fit
 from neuralcodec.train.task_loss import TaskDistortion, rgb_to_gray

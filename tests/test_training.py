@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from neuralcodec.cli import main
-from neuralcodec.codecs.idx import write_idx
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
-from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
-from neuralcodec.train.datasets import RandomCropDataset, list_images, split_files
-from neuralcodec.train.image_task import ImageRateDistortionTask
+from neuralcodec.media.idx import write_idx
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
+from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
+from neuralcodec.media.images import list_images
+from neuralcodec.train.datasets import RandomCropDataset, split_files
+from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
 from neuralcodec.train.loop import TrainConfig, autocast_available, fit, learning_rate_factor, load_checkpoint
 
@@ -218,7 +219,7 @@ def test_fit_with_cpu_autocast_trains_float32_parameters(image_folder: Path, tmp
 
 
 def test_lossless_training_stays_float32_whatever_amp_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import neuralcodec.train.lossless as lossless
+    import neuralcodec.codecs.lossless.training as lossless
 
     seen = []
     monkeypatch.setattr(lossless, "fit", lambda model, task, train, val, config: seen.append(config) or model)

@@ -14,15 +14,15 @@ from PIL import Image
 
 from neuralcodec.cli import main
 from neuralcodec.codecs.registry import load_codec
-from neuralcodec.codecs.video_codec import VideoCodec
-from neuralcodec.codecs.video_io import VideoInfo, open_video, open_video_writer
-from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
+from neuralcodec.codecs.video.codec import VideoCodec
+from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
+from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.container import read_file
 from neuralcodec.entropy import SymbolEncoder
 from neuralcodec.errors import CorruptFileError, InputError
 from neuralcodec.pretrained import list_models, load_weights_file
-from neuralcodec.train.export import export_video_model
-from neuralcodec.train.video import frozen_image_model
+from neuralcodec.codecs.video.export import export_video_model
+from neuralcodec.codecs.video.training import frozen_image_model
 from tests.test_video_io import moving_frames
 
 
@@ -179,7 +179,7 @@ def test_training_cli_on_real_and_synthetic_clips(tiny_weights: Path, tmp_path: 
 
 
 def test_synthetic_clips_follow_a_smooth_camera_motion():
-    from neuralcodec.train.video_data import synthetic_clip
+    from neuralcodec.codecs.video.data import synthetic_clip
 
     rng = np.random.default_rng(3)
     photo = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8))

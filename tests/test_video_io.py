@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neuralcodec.codecs.video_io import (
+from neuralcodec.media.video import (
     VideoInfo, open_video, open_video_writer, rgb_to_yuv, yuv_to_rgb,
 )
-from neuralcodec.container import Limits
+from neuralcodec.limits import Limits
 from neuralcodec.errors import InputError, LimitExceededError
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from neuralcodec import container
-from neuralcodec.codecs.image_codec import to_uint8_image
-from neuralcodec.codecs.registry import compact_models, serialize
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, to_uint8_image
+from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import InputError, UnknownModelError
 from neuralcodec.eval.classical import CLASSICAL_CODECS
-from neuralcodec.pretrained import default_model
+from neuralcodec.pretrained import compact_models, default_model
 
 
 class ImageCodecAdapter(Protocol):
@@ -55,22 +55,20 @@ class LearnedImageAdapter:
     ``refine_steps`` > 0 encodes with latent refinement (named ``<model id>+refine<N>``)."""
 
     def __init__(self, model: str, refine_steps: int = 0) -> None:
-        from neuralcodec.codecs.registry import load_codec
-
-        self._codec = load_codec(model)
-        if not hasattr(self._codec, "level_of"):
-            raise InputError(f"{model} is a {self._codec.name} model, not a lossy image codec")
+        codec = load_codec(model)
+        if not isinstance(codec, ImageHyperpriorCodec):
+            raise InputError(f"{model} is a {codec.name} model, not a lossy image codec")
+        self._codec = codec
         self._refine_steps = refine_steps
-        self.name = refined_model_name(self._codec.model_id, refine_steps)
-        self.qualities = tuple(float(q) for q in range(1, self._codec.model.config.levels + 1))
+        self.name = refined_model_name(codec.model_id, refine_steps)
+        self.qualities = tuple(float(q) for q in range(1, codec.levels + 1))
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
         payload, _, _ = self._codec.compress(x, quality, reconstruct=False, refine_steps=self._refine_steps)
-        compact = self._codec.compact_form(payload)
-        return serialize(compact or payload, compact is not None)
+        return container.serialize(*self._codec.packed(payload))
 
     def decode(self, data: bytes) -> np.ndarray:
         return to_uint8_image(self._codec.decompress(container.read(data, compact_models=compact_models())))

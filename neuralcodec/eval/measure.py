@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from neuralcodec.errors import InputError
-from neuralcodec.eval.metrics import (
+from neuralcodec.metrics import (
     MS_SSIM_MIN_SIDE, bits_per_pixel, kilobits_per_second, ms_ssim, psnr, psnr_y, snr_db, ssim,
 )
 

@@ -23,7 +23,7 @@ from neuralcodec.errors import InputError
 from neuralcodec.eval.measure import measure_audio, measure_image
 from neuralcodec.eval.report import REFERENCE_CODEC, write_report
 from neuralcodec.eval.tasks import PerceptionTask, Sample
-from neuralcodec.train.datasets import list_images, load_rgb
+from neuralcodec.media.images import list_images, read_rgb
 
 ROWS_NAME = "rows.jsonl"
 
@@ -51,7 +51,7 @@ def _adapter(name: str, modality: str) -> Any:
 
 
 def _image_samples(data: str | Path, limit: int | None) -> list[Sample]:
-    return [Sample(path.name, load_rgb(path)) for path in list_images(data)[:limit]]
+    return [Sample(path.name, read_rgb(path)) for path in list_images(data)[:limit]]
 
 
 def _round_trip(adapter: Any, sample: Sample, quality: float) -> tuple[dict[str, Any], np.ndarray]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralcodec.codecs.idx import read_idx
-from neuralcodec.codecs.lossless_codec import read_gray_image
+from neuralcodec.media.idx import read_idx
+from neuralcodec.media.images import read_gray_image
 from neuralcodec.errors import InputError
 
 FACE_HELD_OUT_SUBJECTS = tuple(range(29, 41))

@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from neuralcodec.container import CompactModel
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
 from neuralcodec.fileio import atomic_output
 
@@ -132,6 +133,18 @@ class LoadedWeights:
     def weights_hash(self) -> bytes:
         return bytes.fromhex(self.sha256)[:HASH_BYTES]
 
+    @property
+    def compact_code(self) -> int | None:
+        """The code these weights have in compact files: shipped models that have one, unchanged weights only."""
+        info = _registry().get(self.model_id)
+        return info.compact_code if info is not None and info.sha256 == self.sha256 else None
+
+
+def compact_models() -> dict[int, CompactModel]:
+    """Shipped models that have a compact-file code, by code (what ``container.read`` resolves codes with)."""
+    return {m.compact_code: CompactModel(m.codec, m.model_id, m.weights_hash)
+            for m in list_models() if m.compact_code is not None}
+
 
 def load_weights_file(path: str | Path) -> LoadedWeights:
     """Read a safetensors weights file written by :func:`save_weights` (a shipped or a user's model)."""
@@ -159,6 +172,20 @@ def _neuralcodec_metadata(stored: dict[str, str]) -> dict[str, str]:
         return {"codec": entries["codec"], "model_id": entries["model_id"], "config": json.dumps(entries["config"])}
     except (ValueError, KeyError, TypeError):
         return {}
+
+
+def names_weights_file(model: str) -> bool:
+    """Whether ``model`` (as a user gives it to ``--model`` / ``--init-from``) is a weights file, not a shipped id."""
+    return model.endswith(".safetensors") or Path(model).is_file()
+
+
+def load_named_weights(model: str, codec: str | None = None) -> LoadedWeights:
+    """The weights a user names: a shipped model id or a path to a .safetensors file; InputError when
+    ``codec`` is given and they belong to another codec family."""
+    weights = load_weights_file(model) if names_weights_file(model) else load_pretrained(model)
+    if codec is not None and weights.codec != codec:
+        raise InputError(f"model {weights.model_id!r} is a {weights.codec} model, not {codec}")
+    return weights
 
 
 def load_pretrained(model_id: str) -> LoadedWeights:

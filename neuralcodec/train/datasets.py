@@ -6,43 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 
 from neuralcodec.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm")
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """All image files under ``folder`` (recursively), sorted for reproducibility; or, when ``folder`` is
-    a ``.txt`` file, the images it lists one per line (paths relative to the list's folder)."""
-    root = Path(folder)
-    if root.suffix == ".txt" and root.is_file():
-        return _listed_images(root)
-    if not root.is_dir():
-        raise InputError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
-    return files
-
-
-def _listed_images(listing: Path) -> list[Path]:
-    names = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
-    files = [listing.parent / name for name in names]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise InputError(f"{listing} lists {len(missing)} missing file(s), e.g. {missing[0]}")
-    if not files:
-        raise InputError(f"{listing} lists no images")
-    return files
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to an (H, W, 3) uint8 array, EXIF orientation applied."""
-    with Image.open(path) as image:
-        return np.array(ImageOps.exif_transpose(image).convert("RGB"))
+from neuralcodec.media.images import read_rgb
 
 
 def _half_size(image: np.ndarray) -> np.ndarray:
@@ -70,7 +38,7 @@ class RandomCropDataset(Dataset):
         self.samples_per_epoch = samples_per_epoch
         self.images: list[np.ndarray] = []
         for path in files:
-            image = load_rgb(path)
+            image = read_rgb(path)
             if min(image.shape[:2]) >= 2 * downscale_above:
                 self.images.append(_half_size(image))
             self.images.append(image)
@@ -100,7 +68,7 @@ class CenterCropDataset(Dataset):
     def __init__(self, files: list[Path], crop: int = 256) -> None:
         self.patches = []
         for path in files:
-            image = load_rgb(path)
+            image = read_rgb(path)
             height, width = image.shape[:2]
             size = min(crop, height, width) // 64 * 64
             if size == 0:
@@ -120,7 +88,7 @@ class WholeImageDataset(Dataset):
     the training task pads them to the model's size multiple and scores only the real pixels."""
 
     def __init__(self, files: list[Path], flip: bool = True, seed: int = 0) -> None:
-        self.images = [load_rgb(path) for path in files]
+        self.images = [read_rgb(path) for path in files]
         sizes = {image.shape for image in self.images}
         if len(sizes) != 1:
             raise InputError(f"whole-image training needs images of one size; found {sorted(sizes)[:3]}")

@@ -15,7 +15,7 @@ from neuralcodec.errors import InputError
 from neuralcodec.eval.tasks.base import Modality, Sample, mean_of
 from neuralcodec.perception.data import read_idx_pair
 from neuralcodec.perception.weights import load_classifier
-from neuralcodec.train.datasets import list_images, load_rgb
+from neuralcodec.media.images import list_images, read_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -107,7 +107,7 @@ class TorchvisionClassifierTask:
     def samples(self, data: Path | None, limit: int | None = None) -> list[Sample]:
         if data is None:
             raise InputError("the classify task with --arch needs --data: a folder of images")
-        return [Sample(path.name, load_rgb(path)) for path in list_images(data)[:limit]]
+        return [Sample(path.name, read_rgb(path)) for path in list_images(data)[:limit]]
 
     @torch.no_grad()
     def _logits(self, image: np.ndarray) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from neuralcodec.codecs.image_hyperprior import pad_to_multiple
+from neuralcodec.codecs.image.model import pad_to_multiple
 from neuralcodec.train.losses import RateDistortionLoss
 
 

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuralcodec.codecs.video_io import FRAME_SUFFIXES, VIDEO_SUFFIXES, open_video
+from neuralcodec.media.images import LOSSLESS_SUFFIXES, list_images, read_rgb
+from neuralcodec.media.video import VIDEO_SUFFIXES, open_video
 from neuralcodec.errors import InputError
-from neuralcodec.train.datasets import list_images, load_rgb
 
 
 def _frame_folders(root: Path) -> list[Path]:
-    folders = {p.parent for p in root.rglob("*") if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()}
+    folders = {p.parent for p in root.rglob("*") if p.suffix.lower() in LOSSLESS_SUFFIXES and p.is_file()}
     return sorted(folders)
 
 
@@ -91,7 +91,7 @@ def synthetic_clips(photos_root: str | Path, count: int, length: int, crop: int,
     """``count`` synthetic clips from the photos under ``photos_root`` (also at half size when large)."""
     photos = []
     for path in list_images(photos_root):
-        photo = load_rgb(path)
+        photo = read_rgb(path)
         photos.append(photo)
         if min(photo.shape[:2]) >= 4 * crop:
             half = torch.from_numpy(photo).permute(2, 0, 1)[None].float()

@@ -22,15 +22,17 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from neuralcodec.codecs.base import EncodeOptions, EncodeResult
-from neuralcodec.codecs.hclt import HCLTConfig, HiddenChowLiuTree
-from neuralcodec.codecs.hclt_coding import PARAMETER_BITS, CodingTables, code_pixels
-from neuralcodec.codecs.chow_liu import RootedTree
-from neuralcodec.codecs.idx import is_idx_path, read_idx, write_idx
-from neuralcodec.codecs.image_io import opened_image
-from neuralcodec.container import Limits, Payload
+from neuralcodec.codecs.base import EncodeResult
+from neuralcodec.codecs.lossless.family import LosslessOptions
+from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
+from neuralcodec.codecs.lossless.coding import PARAMETER_BITS, CodingTables, code_pixels
+from neuralcodec.codecs.lossless.chow_liu import RootedTree
+from neuralcodec.media.idx import is_idx_path, read_idx, write_idx
+from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files, read_gray_image
+from neuralcodec.container import Payload
+from neuralcodec.limits import Limits
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
 from neuralcodec.fileio import atomic_output
@@ -38,8 +40,6 @@ from neuralcodec.pretrained import LoadedWeights
 
 CHUNK = 4096
 """Images coded together per depth-first pass (bounds memory; the stream order depends on it)."""
-IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".pgm")
-"""Lossless formats read from folders and written on decode."""
 _NAME_SEPARATOR = "\n"
 
 
@@ -47,13 +47,15 @@ class LosslessCircuitCodec:
     """Encode/decode batches of fixed-size grayscale images with an HCLT."""
 
     name: ClassVar[str] = "lossless-pc"
-    suffixes: ClassVar[tuple[str, ...]] = (".idx",)
 
-    def __init__(self, tables: CodingTables, config: HCLTConfig, model_id: str, weights_hash: bytes) -> None:
+    def __init__(self, tables: CodingTables, config: HCLTConfig, model_id: str, weights_hash: bytes,
+                 compact_code: int | None = None) -> None:
         self.tables = tables
         self.config = config
         self.model_id = model_id
         self.weights_hash = weights_hash
+        self.compact_code = compact_code
+        """Code of this model in compact files (shipped models that have one), else None."""
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -68,7 +70,7 @@ class LosslessCircuitCodec:
             raise InputError(f"weights of {weights.model_id!r} lack tensor {missing}") from None
         if tables.categories != config.categories or tree.size != config.pixels:
             raise InputError(f"weights of {weights.model_id!r} do not match their config {config}")
-        return cls(tables, config, weights.model_id, weights.weights_hash)
+        return cls(tables, config, weights.model_id, weights.weights_hash, weights.compact_code)
 
     @staticmethod
     def export_tensors(model: HiddenChowLiuTree) -> dict[str, torch.Tensor]:
@@ -132,7 +134,7 @@ class LosslessCircuitCodec:
         return a.reshape(len(a), h * w)
 
     # ------------------------------------------------------------------ files
-    def encode_file(self, source: Path, options: EncodeOptions) -> EncodeResult:
+    def encode_file(self, source: Path, options: LosslessOptions) -> EncodeResult:
         """Encode an image, an IDX file or a folder of images."""
         started = time.perf_counter()
         images, names, single = read_images(source, options.limits)
@@ -149,7 +151,7 @@ class LosslessCircuitCodec:
             if not np.array_equal(self.decompress(stream, len(images)), images):
                 raise CorruptFileError("verification failed: decoded images differ from the input")
             stats["verified"] = "exact"
-        return EncodeResult(payload, stats, compact=single)
+        return EncodeResult(payload, stats, pixels=images.size, compact_code=self.compact_code if single else None)
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict[str, float | int | str]:
         """Decode to an image (one image), an IDX file or a folder of PNGs."""
@@ -185,36 +187,12 @@ def _names(payload: Payload, count: int) -> list[str] | None:
 
 # ---------------------------------------------------------------------- image I/O
 
-
-def read_gray_image(path: Path) -> np.ndarray:
-    """An 8-bit grayscale image file as (H, W) uint8; clear errors for colour, 16-bit or corrupt files."""
-    with opened_image(path) as image:
-        if image.mode == "1":
-            image = image.convert("L")
-        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            raise InputError(f"{path} is a {image.mode} (16-bit or float) image; the lossless codec codes "
-                             f"8-bit grayscale only")
-        if image.mode != "L":
-            raise InputError(f"{path} is a {image.mode} image; the lossless codec codes 8-bit grayscale "
-                             f"(L) images only (convert it first if dropping colour is intended)")
-        return np.array(image, dtype=np.uint8)
-
-
-def probe_gray_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) of an 8-bit grayscale image file, from its header; None for anything else."""
-    try:
-        with Image.open(path) as image:
-            return (image.height, image.width) if image.mode in ("L", "1") else None
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        return None
-
-
 def read_images(source: Path, limits: Limits) -> tuple[np.ndarray, list[str] | None, bool]:
     """(images (N, H, W) uint8, file names for a folder, whether it was a single image file)."""
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(source, LOSSLESS_SUFFIXES)
         if not files:
-            raise InputError(f"{source} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(f"{source} holds no image files ({', '.join(LOSSLESS_SUFFIXES)})")
         images = [read_gray_image(p) for p in files]
         if len({im.shape for im in images}) > 1:
             raise InputError(f"the images in {source} differ in size; a model codes one size")
@@ -238,11 +216,11 @@ def write_images(target: Path, images: np.ndarray, names: list[str] | None) -> N
     if is_idx_path(target):
         write_idx(target, images)
         return
-    if target.suffix.lower() in IMAGE_SUFFIXES and len(images) == 1 and names is None:
+    if target.suffix.lower() in LOSSLESS_SUFFIXES and len(images) == 1 and names is None:
         with atomic_output(target) as temporary:
             Image.fromarray(images[0], mode="L").save(temporary, format=Image.registered_extensions()[target.suffix.lower()])
         return
-    if target.suffix.lower() in IMAGE_SUFFIXES:
+    if target.suffix.lower() in LOSSLESS_SUFFIXES:
         raise InputError(f"the file holds {len(images)} images: decode it to a folder or an IDX file (*-ubyte[.gz])")
     _write_folder(target, images, names or [f"{i:05d}.png" for i in range(len(images))])
 

@@ -1,50 +1,33 @@
-"""Turn a trained model into a shippable safetensors weights file (with its coding tables)."""
+"""Turn a trained video model into a shippable safetensors weights file (with the coding tables of both
+its image model and its prior)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, ModelT
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
-from neuralcodec.codecs.video_codec import IMAGE_PREFIX, IMAGE_REFERENCE_KEY, VideoCodec
-from neuralcodec.codecs.video_model import SpatiotemporalVideoModel
+from neuralcodec.codecs.common.weights import rounded_to_fp16
+from neuralcodec.codecs.image.model import HyperpriorConfig
+from neuralcodec.codecs.video.codec import IMAGE_PREFIX, IMAGE_REFERENCE_KEY, VideoCodec
+from neuralcodec.codecs.video.model import SpatiotemporalVideoModel
 from neuralcodec.errors import InputError
 from neuralcodec.pretrained import load_pretrained, save_weights
 
 
-def export_image_hyperprior(model: ImageHyperprior, path: str | Path, model_id: str) -> str:
-    """Write ``model`` as fp16 safetensors plus integer z tables; returns the file's sha256.
-
-    The model is first rounded to fp16 in place, so that the coding tables are built from exactly the
-    weights that are shipped and every decoder loading the file gets the same tables.
-    """
-    model = _rounded_to_fp16(model)
-    return save_weights(path, ImageHyperpriorCodec.export_tensors(model), codec=ImageHyperpriorCodec.name,
-                        model_id=model_id, config=model.config.to_dict())
-
-
 def export_video_model(model: SpatiotemporalVideoModel, path: str | Path, model_id: str,
                        image_model_id: str | None = None) -> str:
-    """Write a video model (image model + spatiotemporal prior) like :func:`export_image_hyperprior`,
-    with the z tables of both; returns the file's sha256.
+    """Write a video model (image model + spatiotemporal prior) as fp16 safetensors with the z tables of
+    both; returns the file's sha256.
 
     With ``image_model_id`` (a shipped image model whose weights the video model's image part equals
     exactly), the file names that model and its sha256 instead of holding a copy of its tensors.
     """
-    model = _rounded_to_fp16(model)
+    model = rounded_to_fp16(model)
     tensors = VideoCodec.export_tensors(model)
     config = model.config.to_dict()
     if image_model_id is not None:
         sha256 = _drop_shipped_image_tensors(tensors, model.config.image, image_model_id)
         config[IMAGE_REFERENCE_KEY] = {"model_id": image_model_id, "sha256": sha256}
     return save_weights(path, tensors, codec=VideoCodec.name, model_id=model_id, config=config)
-
-
-def _rounded_to_fp16(model: ModelT) -> ModelT:
-    """``model`` on the CPU in eval mode, its weights rounded to fp16 in place (kept as float32)."""
-    model = model.cpu().eval()
-    model.half().float()
-    return model
 
 
 def _drop_shipped_image_tensors(tensors: dict, config: HyperpriorConfig, image_model_id: str) -> str:

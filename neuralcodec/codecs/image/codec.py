@@ -16,23 +16,26 @@ from __future__ import annotations
 
 import copy
 import time
-import zlib
 from pathlib import Path
-from typing import ClassVar, NamedTuple, TypeVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 
-from neuralcodec.codecs import image_compact
-from neuralcodec.codecs.base import EncodeOptions, EncodeResult
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior, PAD_MULTIPLE, pad_to_multiple
-from neuralcodec.codecs.image_io import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
-from neuralcodec.codecs.inference import inference_form
-from neuralcodec.codecs.latent_refinement import lambda_at, refine_latents
-from neuralcodec.container import Limits, Payload, check_dimensions
-from neuralcodec.entropy import SymbolDecoder, SymbolEncoder, scale_to_index
+from neuralcodec.codecs.base import EncodeResult
+from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_crc, snap_means
+from neuralcodec.codecs.common.inference import inference_form
+from neuralcodec.codecs.common.weights import restore_model, stored_tensors
+from neuralcodec.codecs.image import compact as image_compact
+from neuralcodec.codecs.image.family import ImageOptions
+from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
+from neuralcodec.codecs.image.refinement import lambda_at, refine_latents
+from neuralcodec.container import Payload, positive_int_field
+from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
-from neuralcodec.eval.metrics import psnr
+from neuralcodec.limits import Limits, check_dimensions
+from neuralcodec.media.images import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
+from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights
 
 
@@ -45,21 +48,28 @@ class CodedLatents(NamedTuple):
     index_crc: int
 
 
-MEAN_GRID = 256
-"""Means are snapped to multiples of 1/MEAN_GRID before use (deterministic reconstruction)."""
+class ImageCoding(NamedTuple):
+    """What :meth:`ImageHyperpriorCodec.compress` returns."""
+
+    payload: Payload
+    x_hat: torch.Tensor | None
+    """The encoder's reconstruction (what any decoder produces, bit for bit), when asked for."""
+    stats: dict
 
 
 class ImageHyperpriorCodec:
     """Encode/decode images with an :class:`ImageHyperprior` and its stored coding tables."""
 
     name: ClassVar[str] = "image-hyperprior"
-    suffixes: ClassVar[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
-    def __init__(self, model: ImageHyperprior, model_id: str, weights_hash: bytes, device: str = "cpu") -> None:
+    def __init__(self, model: ImageHyperprior, model_id: str, weights_hash: bytes, device: str = "cpu",
+                 compact_code: int | None = None) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.model_id = model_id
         self.weights_hash = weights_hash
+        self.compact_code = compact_code
+        """Code of this model in compact files (shipped models that have one), else None."""
         # Inference forms of the transforms (see codecs.inference); the entropy-parameter path runs in
         # float64 on the CPU, always.
         self._analysis = inference_form(model.g_a)
@@ -70,15 +80,20 @@ class ImageHyperpriorCodec:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_weights(cls, weights: LoadedWeights, device: str = "cpu") -> "ImageHyperpriorCodec":
-        return cls(model_from_weights(weights), weights.model_id, weights.weights_hash, device)
+        return cls(model_from_weights(weights), weights.model_id, weights.weights_hash, device, weights.compact_code)
 
     @staticmethod
     def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
         """Tensors of a weights file: the model's parameters and its hyper-latent coding tables."""
         model.entropy_bottleneck.build_tables()
-        return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
+        return stored_tensors(model)
 
     # ------------------------------------------------------------------ coding
+    @property
+    def levels(self) -> int:
+        """Number of rate levels: qualities go from 1 to this."""
+        return self.model.config.levels
+
     def level_of(self, quality: float | None) -> float:
         """Map the user's quality (1 = lowest rate ... number of levels) to a gain level."""
         levels = self.model.config.levels
@@ -94,7 +109,7 @@ class ImageHyperpriorCodec:
         with torch.no_grad():
             params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat.double(), level_t))
             means, scales = self.model.entropy_parameters(params)
-        return np.round(means.numpy() * MEAN_GRID) / MEAN_GRID, scales.numpy()
+        return snap_means(means), scales.numpy()
 
     @torch.no_grad()
     def analyze(self, x: torch.Tensor, level: float) -> torch.Tensor:
@@ -133,7 +148,7 @@ class ImageHyperpriorCodec:
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None, reconstruct: bool = True,
-                 refine_steps: int = 0, progress: bool = False) -> tuple[Payload, torch.Tensor | None, dict]:
+                 refine_steps: int = 0, progress: bool = False) -> ImageCoding:
         """Code an image tensor (1, 3, H, W) in [0, 1].
 
         ``refine_steps`` > 0 optimizes the latents for this image (see :mod:`latent_refinement`;
@@ -169,7 +184,7 @@ class ImageHyperpriorCodec:
             sections={"bits": coded.stream},
         )
         stats = {"ideal_bits": coded.ideal_bits, "stream_bytes": len(coded.stream), **stats}
-        return payload, x_hat, stats
+        return ImageCoding(payload, x_hat, stats)
 
     def _code_latents(self, y: torch.Tensor, z: torch.Tensor, level: float) -> CodedLatents:
         encoder = SymbolEncoder()
@@ -188,7 +203,7 @@ class ImageHyperpriorCodec:
         """Inverse of :meth:`compress` (regular or compact layout): the reconstruction (1, 3, H, W) in [0, 1]."""
         payload = image_compact.unpack(payload)
         meta = payload.metadata
-        height, width = require_positive_int(meta, "height"), require_positive_int(meta, "width")
+        height, width = positive_int_field(meta, "height"), positive_int_field(meta, "width")
         check_dimensions({"height": height, "width": width}, limits)
         level = self.check_level(meta.get("level"))
         if "bits" not in payload.sections:
@@ -210,7 +225,7 @@ class ImageHyperpriorCodec:
         return x_hat[..., :height, :width].clamp(0, 1).cpu()
 
     # ------------------------------------------------------------------ files
-    def encode_file(self, source: Path, options: EncodeOptions) -> EncodeResult:
+    def encode_file(self, source: Path, options: ImageOptions) -> EncodeResult:
         started = time.perf_counter()
         image = read_image(source, max_pixels=options.limits.max_pixels)
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].float() / 255.0
@@ -225,14 +240,14 @@ class ImageHyperpriorCodec:
             if not torch.equal(decoded, x_hat):
                 raise CorruptFileError("verification failed: decoding does not reproduce the encoder's reconstruction")
             result["psnr_rgb"] = round(psnr(image.rgb, to_uint8_image(decoded)), 3)
-        compact = self.compact_form(payload)
-        return EncodeResult(compact or payload, result, compact=compact is not None)
+        payload, compact_code = self.packed(payload)
+        return EncodeResult(payload, result, pixels=image.width * image.height, compact_code=compact_code)
 
-    def compact_form(self, payload: Payload) -> Payload | None:
-        """The compact layout of ``payload`` when this model has a compact code and the image fits it."""
-        from neuralcodec.codecs.registry import compact_code
-
-        return image_compact.pack(payload) if compact_code(self.model_id, self.weights_hash) is not None else None
+    def packed(self, payload: Payload) -> tuple[Payload, int | None]:
+        """``payload`` in the layout it is written in, and the compact code to write it with: the compact
+        layout when this model has a compact code and the image fits it (no alpha...), else unchanged."""
+        compact = image_compact.pack(payload) if self.compact_code is not None else None
+        return (payload, None) if compact is None else (compact, self.compact_code)
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
         started = time.perf_counter()
@@ -249,52 +264,11 @@ def model_from_weights(weights: LoadedWeights) -> ImageHyperprior:
     return restore_model(ImageHyperprior(HyperpriorConfig.from_dict(weights.config)), weights)
 
 
-ModelT = TypeVar("ModelT", bound=torch.nn.Module)
-
-
-def restore_model(model: ModelT, weights: LoadedWeights) -> ModelT:
-    """Load ``weights`` (fp16 tensors as float32) into ``model``; InputError when tensors are missing."""
-    state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
-    model.load_state_dict(state, strict=False)
-    missing = [k for k in model.state_dict() if k not in state and not is_constructor_constant(k)]
-    if missing:
-        raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
-    return model
-
-
 def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
-def scale_index_crc(scales: np.ndarray) -> int:
-    """CRC32 of the scale-table indexes: a cheap check that the decoder rebuilt the encoder's model."""
-    return zlib.crc32(scale_to_index(scales).astype(np.uint8).tobytes())
-
-
-def check_index_crc(scales: np.ndarray, expected: object, mask: int = 0xFFFFFFFF) -> None:
-    """CorruptFileError unless the scale indexes rebuilt by a decoder have the encoder's CRC32 (the bits
-    of it in ``mask``: compact files keep 16)."""
-    if scale_index_crc(scales) & mask != expected:
-        raise CorruptFileError(
-            "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
-        )
-
-
 def padded_side(side: int) -> int:
     """``side`` rounded up to the transforms' multiple (what images are padded to)."""
     return -(-side // PAD_MULTIPLE) * PAD_MULTIPLE
-
-
-def require_positive_int(meta: dict, key: str) -> int:
-    value = meta.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise CorruptFileError(f"missing or invalid {key!r} in the file header: {value!r}")
-    return value
-
-
-def is_constructor_constant(key: str) -> bool:
-    """State the constructor rebuilds: compressai's own rANS tables (unused: ours are the
-    ``_table_*`` buffers) and fixed bounds/targets (kept out of fp16 files, where 1e-9 would underflow)."""
-    leaf = key.rsplit(".", 1)[-1]
-    return leaf in ("_offset", "_quantized_cdf", "_cdf_length", "scale_table", "scale_bound", "bound", "target")

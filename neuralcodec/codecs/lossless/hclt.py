@@ -8,7 +8,7 @@ ICLR 2022). The circuit is smooth, decomposable and structured, so the likelihoo
 and the marginal of any subset of pixels, is one upward pass over the tree.
 
 Training maximizes the exact log-likelihood (Adam on unnormalized log-parameters, in log space);
-``neuralcodec.codecs.hclt_coding`` turns the same parameters into exact, deterministic conditionals.
+``neuralcodec.codecs.lossless.coding`` turns the same parameters into exact, deterministic conditionals.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from neuralcodec.codecs.chow_liu import RootedTree
+from neuralcodec.codecs.lossless.chow_liu import RootedTree
 from neuralcodec.errors import InputError
 
 

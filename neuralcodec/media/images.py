@@ -1,4 +1,4 @@
-"""Reading and writing image files for the image codecs (Pillow).
+"""Reading and writing image files (Pillow): the one image reader and suffix table of the package.
 
 Policy, applied deliberately and recorded in the .ncd metadata so decoding restores the same layout:
 - EXIF orientation is applied before coding (the decoded file is upright, with no EXIF tag).
@@ -27,6 +27,10 @@ from neuralcodec.fileio import atomic_output
 
 GRAYSCALE_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "F"}
 DEFAULT_MAX_PIXELS = 64_000_000
+LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
+"""Lossless image formats: read from folders of frames or digits, written by lossless decoders."""
+IMAGE_SUFFIXES = (*LOSSLESS_SUFFIXES, ".jpg", ".jpeg", ".webp")
+"""Every image format the codecs, training and evaluation read."""
 
 
 @dataclass
@@ -145,3 +149,61 @@ def write_image(path: str | Path, image: DecodedImage) -> None:
         raise InputError(f"cannot write alpha to JPEG {path}; use .png")
     with atomic_output(path) as temporary:
         pil.save(temporary, format=fmt)
+
+
+def read_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The (H, W, 3) uint8 colour of an image file under this module's policy (alpha dropped)."""
+    return read_image(path, max_pixels).rgb
+
+
+def read_gray_image(path: str | Path) -> np.ndarray:
+    """An 8-bit grayscale image file as (H, W) uint8; clear errors for colour, 16-bit or corrupt files."""
+    with opened_image(path) as image:
+        if image.mode == "1":
+            image = image.convert("L")
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            raise InputError(f"{path} is a {image.mode} (16-bit or float) image; the lossless codec codes "
+                             f"8-bit grayscale only")
+        if image.mode != "L":
+            raise InputError(f"{path} is a {image.mode} image; the lossless codec codes 8-bit grayscale "
+                             f"(L) images only (convert it first if dropping colour is intended)")
+        return np.array(image, dtype=np.uint8)
+
+
+def probe_gray_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of an 8-bit grayscale image file, from its header; None for anything else."""
+    try:
+        with Image.open(path) as image:
+            return (image.height, image.width) if image.mode in ("L", "1") else None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def image_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    """The image files directly in ``folder`` with one of ``suffixes``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files under ``folder`` (recursively), sorted for reproducibility; or, when ``folder`` is
+    a ``.txt`` file, the images it lists one per line (paths relative to the list's folder)."""
+    root = Path(folder)
+    if root.suffix == ".txt" and root.is_file():
+        return _listed_images(root)
+    if not root.is_dir():
+        raise InputError(f"image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
+    return files
+
+
+def _listed_images(listing: Path) -> list[Path]:
+    names = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+    files = [listing.parent / name for name in names]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"{listing} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+    if not files:
+        raise InputError(f"{listing} lists no images")
+    return files

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuralcodec.codecs.chow_liu import RootedTree
+from neuralcodec.codecs.lossless.chow_liu import RootedTree
 from neuralcodec.errors import InputError
 
 PARAMETER_BITS = 24

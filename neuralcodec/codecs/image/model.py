@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralcodec.codecs.gain import GainUnit, log_gains_for_lambdas
+from neuralcodec.codecs.common.gain import GainUnit, log_gains_for_lambdas
 from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
-from neuralcodec.codecs.transforms import (
+from neuralcodec.codecs.common.transforms import (
     ANALYSIS_STRIDE,
     HYPER_STRIDE,
     analysis_transform,

@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from neuralcodec.container import Limits, check_dimensions
+from neuralcodec.limits import Limits, check_dimensions
 from neuralcodec.errors import InputError, NeuralCodecError
+from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files
 
 Y4M_MAGIC = b"YUV4MPEG2"
 MAX_HEADER_BYTES = 4096
 DEFAULT_FPS = Fraction(25)
-FRAME_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".ppm")
 VIDEO_SUFFIXES = (".y4m", ".mp4", ".mkv", ".avi", ".mov", ".webm")
 LOSSLESS_FFMPEG_ARGS = {".mp4": ["-c:v", "libx264rgb", "-qp", "0", "-preset", "veryfast"],
                         ".mkv": ["-c:v", "ffv1"]}
@@ -194,9 +194,9 @@ class FrameFolderReader(VideoReader):
     """A folder of same-size image frames, read in file-name order."""
 
     def __init__(self, folder: Path, limits: Limits = Limits(), fps: Fraction = DEFAULT_FPS) -> None:
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
+        self.files = image_files(folder, LOSSLESS_SUFFIXES)
         if not self.files:
-            raise InputError(f"{folder} holds no frames ({', '.join(FRAME_SUFFIXES)})")
+            raise InputError(f"{folder} holds no frames ({', '.join(LOSSLESS_SUFFIXES)})")
         width, height = _image_size(self.files[0])
         check_frame_size(width, height, limits)
         self.info = VideoInfo(width, height, fps, len(self.files))

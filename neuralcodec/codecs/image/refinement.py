@@ -22,7 +22,7 @@ import math
 import torch
 from tqdm import tqdm
 
-from neuralcodec.codecs.image_hyperprior import ImageHyperprior, round_straight_through
+from neuralcodec.codecs.image.model import ImageHyperprior, round_straight_through
 
 LATENT_STEP_SIZES = ((0.0035, 0.02), (0.0483, 0.05))
 """``(λ, step size)`` anchors of the Adam step size for ``y`` at the start of the schedule, in

@@ -20,16 +20,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
-from neuralcodec.codecs.image_codec import model_from_weights
-from neuralcodec.codecs.image_hyperprior import ImageHyperprior
-from neuralcodec.codecs.registry import resolve_weights
-from neuralcodec.codecs.transforms import ANALYSIS_STRIDE
-from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig
+from neuralcodec.codecs.image.codec import model_from_weights
+from neuralcodec.codecs.image.model import ImageHyperprior
+from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
+from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.errors import InputError
+from neuralcodec.pretrained import load_named_weights
 from neuralcodec.fileio import atomic_output
 from neuralcodec.train.loop import TrainConfig, fit
 from neuralcodec.train.losses import bits_per_pixel
-from neuralcodec.train.video_data import real_clips, synthetic_clips
+from neuralcodec.codecs.video.data import real_clips, synthetic_clips
 
 
 @torch.no_grad()
@@ -121,7 +121,7 @@ def _cached(path: Path, key: dict, make: Callable[[], torch.Tensor]) -> torch.Te
 
 def frozen_image_model(init_from: str | Path) -> ImageHyperprior:
     """The trained image hyperprior whose transforms the video codec uses, with every parameter frozen."""
-    image = model_from_weights(resolve_weights(str(init_from), "image-hyperprior"))
+    image = model_from_weights(load_named_weights(str(init_from), "image-hyperprior"))
     for parameter in image.parameters():
         parameter.requires_grad_(False)
     return image.eval()

@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from neuralcodec.codecs.image_codec import ImageHyperpriorCodec, model_from_weights
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig, ImageHyperprior
-from neuralcodec.codecs.registry import resolve_weights
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, model_from_weights
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
 from neuralcodec.errors import InputError
+from neuralcodec.pretrained import load_named_weights
+from neuralcodec.media.images import list_images
 from neuralcodec.train.datasets import (
-    CenterCropDataset, RandomCropDataset, WholeImageDataset, list_images, split_files,
+    CenterCropDataset, RandomCropDataset, WholeImageDataset, split_files,
 )
-from neuralcodec.train.image_task import ImageRateDistortionTask
+from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
 from neuralcodec.train.loop import TrainConfig, fit
 from neuralcodec.train.task_loss import TaskDistortion, rgb_to_gray
@@ -69,7 +70,7 @@ def train_image_hyperprior(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
     if init_from is not None:
-        model = model_from_weights(resolve_weights(str(init_from), ImageHyperpriorCodec.name))
+        model = model_from_weights(load_named_weights(str(init_from), ImageHyperpriorCodec.name))
         if replace(model.config, lambdas=model_config.lambdas) != model_config:
             raise InputError(f"{init_from} has architecture {model.config}, not the requested {model_config}")
         if model.config.levels == model_config.levels:

@@ -31,24 +31,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from neuralcodec.codecs.base import DEFAULT_GOP, EncodeOptions, EncodeResult
-from neuralcodec.codecs.image_codec import (
-    MEAN_GRID, ImageHyperpriorCodec, check_index_crc, is_constructor_constant, padded_side, require_positive_int,
-    restore_model, scale_index_crc, to_uint8_image,
-)
-from neuralcodec.codecs.image_hyperprior import HyperpriorConfig
-from neuralcodec.codecs.inference import inference_form
-from neuralcodec.codecs.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
-from neuralcodec.codecs.video_io import VIDEO_SUFFIXES, VideoInfo, open_video, open_video_writer
-from neuralcodec.codecs.video_model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
-from neuralcodec.container import Limits, Payload, check_dimensions
+from neuralcodec.codecs.base import EncodeResult
+from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_crc, snap_means
+from neuralcodec.codecs.common.inference import inference_form
+from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
+from neuralcodec.codecs.common.weights import restore_model, stored_tensors
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
+from neuralcodec.codecs.image.model import HyperpriorConfig
+from neuralcodec.codecs.video.family import DEFAULT_GOP, MAX_FRAMES, VideoOptions
+from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
+from neuralcodec.container import Payload, positive_int_field
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError, ModelMismatchError
-from neuralcodec.eval.metrics import psnr
+from neuralcodec.limits import Limits, check_dimensions
+from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
+from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights, load_pretrained
 
-MAX_FRAMES = 65536
-"""Frames in one file (bounded by the container's list length)."""
 IMAGE_REFERENCE_KEY = "image_weights"
 """Config entry of a video weights file that names (id, sha256) the shipped image model it uses instead
 of holding a copy of its tensors."""
@@ -56,15 +55,10 @@ IMAGE_PREFIX = "image."
 """Prefix of the image model's tensors in a video model's state dict."""
 
 
-def _snap(means: torch.Tensor) -> np.ndarray:
-    return np.round(means.numpy() * MEAN_GRID) / MEAN_GRID
-
-
 class VideoCodec:
     """Encode/decode videos with a :class:`SpatiotemporalVideoModel`."""
 
     name: ClassVar[str] = "video-st"
-    suffixes: ClassVar[tuple[str, ...]] = VIDEO_SUFFIXES
 
     def __init__(self, model: SpatiotemporalVideoModel, model_id: str, weights_hash: bytes, device: str = "cpu") -> None:
         self.model = model.to(device).eval()
@@ -87,7 +81,7 @@ class VideoCodec:
         """Tensors of a weights file: both models' parameters and their hyper-latent coding tables."""
         model.image.entropy_bottleneck.build_tables()
         model.prior.entropy_bottleneck.build_tables()
-        return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
+        return stored_tensors(model)
 
     # ------------------------------------------------------------------ one frame
     def _gain64(self, level: float) -> torch.Tensor:
@@ -99,7 +93,7 @@ class VideoCodec:
         """Snapped (means, scales) of the gained latent, on the float64 CPU path."""
         u_anchors = None if y_anchors is None else y_anchors / gain
         means, scales = self._prior64.parameters_from(priors, y_prev_hat.double() / gain, u_anchors)
-        return _snap(gain * means), (gain * scales).numpy()
+        return snap_means(gain * means), (gain * scales).numpy()
 
     def _frame_priors(self, z_hat: torch.Tensor, y_prev_hat: torch.Tensor, gain: torch.Tensor,
                       level: float) -> list[torch.Tensor]:
@@ -225,7 +219,7 @@ class VideoCodec:
     def decode_frames(self, payload: Payload, limits: Limits = Limits(), progress: bool = False):
         """Yield the decoded (H, W, 3) uint8 frames of ``payload`` one at a time."""
         meta = payload.metadata
-        info, gop, level = self.video_info(payload, limits), require_positive_int(meta, "gop"), meta.get("level")
+        info, gop, level = self.video_info(payload, limits), positive_int_field(meta, "gop"), meta.get("level")
         level = self.intra.check_level(level)
         lengths, crcs = meta.get("frame_bytes"), meta.get("index_crc")
         if not isinstance(lengths, list) or not isinstance(crcs, list) or len(lengths) != info.frames \
@@ -258,16 +252,16 @@ class VideoCodec:
     def video_info(payload: Payload, limits: Limits = Limits()) -> VideoInfo:
         """Frame size, rate and count recorded in ``payload`` (checked against ``limits``)."""
         meta = payload.metadata
-        height, width = require_positive_int(meta, "height"), require_positive_int(meta, "width")
-        frames = require_positive_int(meta, "frames")
+        height, width = positive_int_field(meta, "height"), positive_int_field(meta, "width")
+        frames = positive_int_field(meta, "frames")
         check_dimensions({"height": height, "width": width}, limits)
         if frames > MAX_FRAMES:
             raise CorruptFileError(f"implausible frame count {frames} in the file header")
-        fps = Fraction(require_positive_int(meta, "fps_num"), require_positive_int(meta, "fps_den"))
+        fps = Fraction(positive_int_field(meta, "fps_num"), positive_int_field(meta, "fps_den"))
         return VideoInfo(width, height, fps, frames)
 
     # ------------------------------------------------------------------ files
-    def encode_file(self, source: Path, options: EncodeOptions) -> EncodeResult:
+    def encode_file(self, source: Path, options: VideoOptions) -> EncodeResult:
         started = time.perf_counter()
         fps = Fraction(options.fps).limit_denominator(1001) if options.fps else None
         if fps is not None and fps <= 0:
@@ -288,7 +282,7 @@ class VideoCodec:
             if decoded != stats["sha256"]:
                 raise CorruptFileError("verification failed: decoding does not reproduce the encoder's frames")
             result["verified"] = True
-        return EncodeResult(payload, result)
+        return EncodeResult(payload, result, pixels=info.width * info.height * frames)
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
         started = time.perf_counter()

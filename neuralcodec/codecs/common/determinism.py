@@ -1,0 +1,34 @@
+"""What keeps a decoder's probability model bit-identical to the encoder's: snapped means and a CRC32
+of the scale indexes (so that a numeric mismatch fails clearly instead of decoding garbage)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+
+from neuralcodec.entropy import scale_to_index
+from neuralcodec.errors import CorruptFileError
+
+MEAN_GRID = 256
+"""Means are snapped to multiples of 1/MEAN_GRID before use (deterministic reconstruction)."""
+
+
+def snap_means(means: torch.Tensor) -> np.ndarray:
+    """``means`` (float64, CPU) rounded to the 1/MEAN_GRID grid."""
+    return np.round(means.numpy() * MEAN_GRID) / MEAN_GRID
+
+
+def scale_index_crc(scales: np.ndarray) -> int:
+    """CRC32 of the scale-table indexes: a cheap check that the decoder rebuilt the encoder's model."""
+    return zlib.crc32(scale_to_index(scales).astype(np.uint8).tobytes())
+
+
+def check_index_crc(scales: np.ndarray, expected: object, mask: int = 0xFFFFFFFF) -> None:
+    """CorruptFileError unless the scale indexes rebuilt by a decoder have the encoder's CRC32 (the bits
+    of it in ``mask``: compact files keep 16)."""
+    if scale_index_crc(scales) & mask != expected:
+        raise CorruptFileError(
+            "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
+        )
