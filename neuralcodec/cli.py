@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from neuralcodec import __version__
-from neuralcodec.codecs.registry import FAMILIES
+from neuralcodec.codecs import registry
 from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval.tasks import TASK_NAMES
 from neuralcodec.perception.trainers import TRAINERS as PERCEPTION_TRAINERS
-from neuralcodec.train.arguments import Trainer, add_common_arguments, train_config
+from neuralcodec.train.arguments import DefaultsHelpFormatter, Trainer, add_common_arguments, train_config
 
 EPILOG = """examples:
   codec encode photo.png photo.ncd --quality 3 --verify
@@ -43,9 +43,9 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
                                             "same-size grayscale images")
     p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
     p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
-    p.add_argument("--codec", "-c", default=None, choices=[f.name for f in FAMILIES],
+    p.add_argument("--codec", "-c", default=None, choices=[f.name for f in registry.FAMILIES], metavar="FAMILY",
                    help="codec family (default: chosen from the input: " + "; ".join(f"{f.name}: {f.summary}"
-                                                                               for f in FAMILIES) + ")")
+                                                                               for f in registry.FAMILIES) + ")")
     p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
     _add_family_options(p)
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
@@ -56,7 +56,7 @@ def _add_family_options(p: argparse.ArgumentParser) -> None:
     """One flag per option of the families' options dataclasses (shared names share a flag); a flag the
     user leaves out is absent from the parsed arguments, so each family keeps its own default."""
     seen: set[str] = set()
-    for family in FAMILIES:
+    for family in registry.FAMILIES:
         for option in dataclasses.fields(family.options):
             if "cli" in option.metadata and option.name not in seen:
                 flags, kwargs = option.metadata["cli"]
@@ -66,7 +66,7 @@ def _add_family_options(p: argparse.ArgumentParser) -> None:
 
 def _family_option_values(args: argparse.Namespace) -> dict:
     """The family options the user gave on the command line."""
-    names = {option.name for family in FAMILIES for option in dataclasses.fields(family.options)
+    names = {option.name for family in registry.FAMILIES for option in dataclasses.fields(family.options)
              if "cli" in option.metadata}
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
@@ -97,7 +97,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _trainers() -> list[Trainer]:
     """Every `codec train` subcommand: the codec families' trainers, then the perception models'."""
-    return [f.trainer for f in FAMILIES if f.trainer is not None] + list(PERCEPTION_TRAINERS)
+    return [f.trainer for f in registry.FAMILIES if f.trainer is not None] + list(PERCEPTION_TRAINERS)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +108,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     trainers = p.add_subparsers(dest="trainer", required=True, metavar="NAME")
     for trainer in _trainers():
         t = trainers.add_parser(trainer.name, help=trainer.help, description=f"Train {trainer.help}.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
         add_common_arguments(t, trainer)
         trainer.add_arguments(t)
 

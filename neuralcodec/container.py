@@ -61,7 +61,7 @@ from neuralcodec.errors import (
     TruncatedFileError,
     UnsupportedVersionError,
 )
-from neuralcodec.limits import DEFAULT_LIMITS, Limits
+from neuralcodec.limits import DEFAULT_LIMITS, Limits, is_integer
 
 MAGIC = b"NCD"
 COMPACT_MAGIC = b"Nc"
@@ -263,7 +263,7 @@ def _encode_value(value: Any, what: str) -> tuple[int, bytes]:
         return _TAG_BYTES, _encode_blob(value, what)
     if isinstance(value, (list, tuple)):
         return _TAG_INT_LIST, _encode_int_list(value, what)
-    if _is_integer(value):
+    if is_integer(value):
         return _TAG_INT, _zigzag_varint(operator.index(value), what)
     if isinstance(value, (float, np.floating)):
         return _TAG_FLOAT, _FLOAT.pack(float(value))
@@ -275,18 +275,10 @@ def _encode_int_list(values: list[Any] | tuple[Any, ...], what: str) -> bytes:
         raise InputError(f"{what} has {len(values)} items, more than {DEFAULT_LIMITS.max_list_items}")
     out = bytearray(_uvarint(len(values)))
     for item in values:
-        if not _is_integer(item) or isinstance(item, bool):
+        if not is_integer(item) or isinstance(item, bool):
             raise InputError(f"{what} must be a list of ints, got an item of type {type(item).__name__}")
         out += _zigzag_varint(operator.index(item), what)
     return bytes(out)
-
-
-def _is_integer(value: Any) -> bool:
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return True
 
 
 def _encode_sections(sections: dict[str, bytes]) -> bytes:

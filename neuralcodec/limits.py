@@ -32,7 +32,7 @@ def check_dimensions(dims: dict[str, int], limits: Limits | None = None) -> None
     limits = limits or DEFAULT_LIMITS
     product = 1
     for name, value in dims.items():
-        if isinstance(value, bool) or not _is_integer(value):
+        if isinstance(value, bool) or not is_integer(value):
             raise InputError(f"dimension {name!r} must be an integer, got {type(value).__name__}")
         value = operator.index(value)
         if not 1 <= value <= limits.max_side:
@@ -43,7 +43,8 @@ def check_dimensions(dims: dict[str, int], limits: Limits | None = None) -> None
         raise LimitExceededError(f"{shape} = {product} elements, more than the limit of {limits.max_pixels}")
 
 
-def _is_integer(value: object) -> bool:
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is an integer (Python or numpy; bool counts, as for ``operator.index``)."""
     try:
         operator.index(value)
     except TypeError:

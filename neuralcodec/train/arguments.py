@@ -51,6 +51,16 @@ class Trainer:
     """Whether ``--data`` may be left out (the trainer has another source of data)."""
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends each option with its default, unless the text already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, trainer: Trainer) -> None:
     """The flags every trainer has, with this trainer's defaults."""
     d = trainer.defaults

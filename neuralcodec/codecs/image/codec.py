@@ -27,8 +27,8 @@ from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_c
 from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.weights import restore_model, stored_tensors
 from neuralcodec.codecs.image import compact as image_compact
-from neuralcodec.codecs.image.family import ImageOptions
 from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
+from neuralcodec.codecs.image.options import ImageOptions
 from neuralcodec.codecs.image.refinement import lambda_at, refine_latents
 from neuralcodec.container import Payload, positive_int_field
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, EncodeOptions, Family, cli_option, quality_option
+from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, Family
+from neuralcodec.codecs.image.options import ImageOptions
 from neuralcodec.errors import InputError
 from neuralcodec.media.images import IMAGE_SUFFIXES
-from neuralcodec.train.arguments import Trainer, TrainDefaults, export_from_rank_zero
+from neuralcodec.train.arguments import TrainDefaults, Trainer, export_from_rank_zero
 
 if TYPE_CHECKING:
     from neuralcodec.train.loop import TrainConfig
 
 NAME = "image-hyperprior"
-
-
-@dataclass
-class ImageOptions(EncodeOptions):
-    """Options of the image codec."""
-
-    quality: float | None = quality_option()
-    refine_steps: int = cli_option(
-        0, "--refine", type=int, metavar="STEPS",
-        help="image models: optimize the latents for this image with STEPS gradient steps (about 1 s each for a "
-             "768x512 image on 2 CPU cores; 20 saved 8%% of the rate at equal PSNR on Kodak, see the README); kept "
-             "only when that lowers the rate-distortion cost; decoding is unchanged (default 0: off)")
-
-    def __post_init__(self) -> None:
-        if self.refine_steps < 0:
-            raise InputError(f"refine_steps (--refine) must be >= 0, got {self.refine_steps}")
 
 
 def sniff(path: Path) -> int:

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuralcodec.codecs.common.gain import GainUnit, log_gains_for_lambdas
-from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
 from neuralcodec.codecs.common.transforms import (
     ANALYSIS_STRIDE,
     HYPER_STRIDE,
@@ -25,6 +24,7 @@ from neuralcodec.codecs.common.transforms import (
     hyper_synthesis,
     synthesis_transform,
 )
+from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
 
 PAD_MULTIPLE = ANALYSIS_STRIDE * HYPER_STRIDE
 """Image sides are padded to a multiple of this before the transforms (and cropped back after)."""

@@ -9,15 +9,18 @@ from pathlib import Path
 
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, model_from_weights
 from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
-from neuralcodec.errors import InputError
-from neuralcodec.pretrained import load_named_weights
-from neuralcodec.media.images import list_images
-from neuralcodec.train.datasets import (
-    CenterCropDataset, RandomCropDataset, WholeImageDataset, split_files,
-)
 from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
-from neuralcodec.train.losses import RateDistortionLoss
+from neuralcodec.errors import InputError
+from neuralcodec.media.images import list_images
+from neuralcodec.pretrained import load_named_weights
+from neuralcodec.train.datasets import (
+    CenterCropDataset,
+    RandomCropDataset,
+    WholeImageDataset,
+    split_files,
+)
 from neuralcodec.train.loop import TrainConfig, fit
+from neuralcodec.train.losses import RateDistortionLoss
 from neuralcodec.train.task_loss import TaskDistortion, rgb_to_gray
 
 

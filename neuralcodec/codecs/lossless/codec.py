@@ -25,17 +25,17 @@ import torch
 from PIL import Image
 
 from neuralcodec.codecs.base import EncodeResult
-from neuralcodec.codecs.lossless.family import LosslessOptions
-from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
-from neuralcodec.codecs.lossless.coding import PARAMETER_BITS, CodingTables, code_pixels
 from neuralcodec.codecs.lossless.chow_liu import RootedTree
-from neuralcodec.media.idx import is_idx_path, read_idx, write_idx
-from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files, read_gray_image
+from neuralcodec.codecs.lossless.coding import PARAMETER_BITS, CodingTables, code_pixels
+from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
+from neuralcodec.codecs.lossless.options import LosslessOptions
 from neuralcodec.container import Payload
-from neuralcodec.limits import Limits
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
 from neuralcodec.fileio import atomic_output
+from neuralcodec.limits import Limits
+from neuralcodec.media.idx import is_idx_path, read_idx, write_idx
+from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files, read_gray_image
 from neuralcodec.pretrained import LoadedWeights
 
 CHUNK = 4096

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from neuralcodec.codecs.base import SNIFF_CONTENT, SNIFF_NO, SNIFF_SUFFIX, EncodeOptions, Family
+from neuralcodec.codecs.base import SNIFF_CONTENT, SNIFF_NO, SNIFF_SUFFIX, Family
+from neuralcodec.codecs.lossless.options import LosslessOptions
 from neuralcodec.media.idx import is_idx_path
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files, probe_gray_size
 from neuralcodec.pretrained import list_models
-from neuralcodec.train.arguments import Trainer, TrainDefaults, export_from_rank_zero
+from neuralcodec.train.arguments import TrainDefaults, Trainer, export_from_rank_zero
 
 if TYPE_CHECKING:
     from neuralcodec.train.loop import TrainConfig
 
 NAME = "lossless-pc"
-
-
-@dataclass
-class LosslessOptions(EncodeOptions):
-    """Options of the lossless circuit codec (none beyond the common ones)."""
 
 
 def _shipped_sizes() -> set[tuple[int, int]]:

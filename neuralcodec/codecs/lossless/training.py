@@ -16,10 +16,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from neuralcodec.codecs.lossless.chow_liu import RootedTree, chow_liu_tree
-from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
 from neuralcodec.codecs.lossless.codec import LosslessCircuitCodec, read_images
-from neuralcodec.limits import Limits
+from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
 from neuralcodec.errors import InputError
+from neuralcodec.limits import Limits
 from neuralcodec.pretrained import save_weights
 from neuralcodec.train.loop import CHECKPOINT_NAME, TrainConfig, fit
 

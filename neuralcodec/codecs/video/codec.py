@@ -38,8 +38,8 @@ from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
 from neuralcodec.codecs.common.weights import restore_model, stored_tensors
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
 from neuralcodec.codecs.image.model import HyperpriorConfig
-from neuralcodec.codecs.video.family import DEFAULT_GOP, MAX_FRAMES, VideoOptions
 from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
+from neuralcodec.codecs.video.options import DEFAULT_GOP, MAX_FRAMES, VideoOptions
 from neuralcodec.container import Payload, positive_int_field
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError, ModelMismatchError

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuralcodec.errors import InputError
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, list_images, read_rgb
 from neuralcodec.media.video import VIDEO_SUFFIXES, open_video
-from neuralcodec.errors import InputError
 
 
 def _frame_folders(root: Path) -> list[Path]:

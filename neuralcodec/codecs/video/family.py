@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, EncodeOptions, Family, cli_option, quality_option
-from neuralcodec.errors import InputError
+from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, Family
+from neuralcodec.codecs.video.options import VideoOptions
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files
 from neuralcodec.media.video import VIDEO_SUFFIXES
-from neuralcodec.train.arguments import Trainer, TrainDefaults, export_from_rank_zero
+from neuralcodec.train.arguments import TrainDefaults, Trainer, export_from_rank_zero
 
 if TYPE_CHECKING:
     from neuralcodec.train.loop import TrainConfig
 
 NAME = "video-st"
-DEFAULT_GOP = 10
-"""Group-of-pictures length: every DEFAULT_GOP-th frame is coded without reference."""
-MAX_FRAMES = 65536
-"""Frames in one file (bounded by the container's list length)."""
-
-
-@dataclass
-class VideoOptions(EncodeOptions):
-    """Options of the video codec."""
-
-    quality: float | None = quality_option()
-    gop: int = cli_option(DEFAULT_GOP, "--gop", type=int,
-                          help=f"video: group-of-pictures length, frames from one intra frame to the next "
-                               f"(default {DEFAULT_GOP})")
-    fps: float | None = cli_option(None, "--fps", type=float,
-                                   help="video from a folder of frames: its frame rate (default 25)")
-
-    def __post_init__(self) -> None:
-        if self.gop < 1:
-            raise InputError(f"the group of pictures (--gop) must be at least 1 frame, got {self.gop}")
-        if self.fps is not None and self.fps <= 0:
-            raise InputError(f"--fps must be positive, got {self.fps}")
 
 
 def sniff(path: Path) -> int:

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuralcodec.codecs.common.gain import GainUnit
-from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
 from neuralcodec.codecs.common.transforms import hyper_analysis, hyper_synthesis
+from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
 from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
 
 SCALE_FLOOR = 1e-3

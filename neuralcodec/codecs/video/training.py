@@ -20,16 +20,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
+from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
 from neuralcodec.codecs.image.codec import model_from_weights
 from neuralcodec.codecs.image.model import ImageHyperprior
-from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
+from neuralcodec.codecs.video.data import real_clips, synthetic_clips
 from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.errors import InputError
-from neuralcodec.pretrained import load_named_weights
 from neuralcodec.fileio import atomic_output
+from neuralcodec.pretrained import load_named_weights
 from neuralcodec.train.loop import TrainConfig, fit
 from neuralcodec.train.losses import bits_per_pixel
-from neuralcodec.codecs.video.data import real_clips, synthetic_clips
 
 
 @torch.no_grad()
