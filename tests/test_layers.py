@@ -116,3 +116,14 @@ def test_the_checks_catch_an_upward_import(tmp_path: Path) -> None:
     fake.write_text("from neuralcodec.cli import main\n")
     assert "neuralcodec.cli" in {t for t in imported_modules(fake, "neuralcodec.limits")}
     assert layer_of("neuralcodec.cli") > layer_of("neuralcodec.limits")
+
+
+def test_the_cli_starts_without_torch() -> None:
+    """`codec --help` and argument errors stay fast: building the CLI imports no torch (codecs load it when used)."""
+    import subprocess
+    import sys
+
+    code = "import sys, neuralcodec.cli; neuralcodec.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent)
+    assert result.stdout.strip() == "False"

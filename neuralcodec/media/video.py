@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from neuralcodec.limits import Limits, check_dimensions
@@ -79,6 +77,9 @@ def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
 def _upsample(plane: np.ndarray, height: int, width: int, factor: tuple[int, int]) -> np.ndarray:
     if factor == (1, 1):
         return plane.astype(np.float64)
+    import torch  # here only: reading a Y4M header must not pay for importing torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(plane.astype(np.float64))[None, None]
     size = (plane.shape[0] * factor[1], plane.shape[1] * factor[0])
     up = F.interpolate(x, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()

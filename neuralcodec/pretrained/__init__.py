@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING
 
 from neuralcodec.container import CompactModel
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
 from neuralcodec.fileio import atomic_output
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written, so the registry stays light
+    import torch
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 REGISTRY_PATH = PRETRAINED_DIR / "models.json"
@@ -123,7 +124,7 @@ def sha256_of_file(path: Path) -> str:
 class LoadedWeights:
     """Tensors of a weights file plus the metadata stored in it."""
 
-    tensors: dict[str, torch.Tensor]
+    tensors: dict[str, "torch.Tensor"]
     codec: str
     model_id: str
     config: dict
@@ -152,6 +153,8 @@ def load_weights_file(path: str | Path) -> LoadedWeights:
     if not path.is_file():
         raise InputError(f"weights file not found: {path}")
     try:
+        from safetensors import safe_open
+
         with safe_open(str(path), framework="pt") as handle:
             metadata = _neuralcodec_metadata(handle.metadata() or {})
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
@@ -202,9 +205,11 @@ def load_pretrained(model_id: str) -> LoadedWeights:
 
 
 def save_weights(
-    path: str | Path, tensors: dict[str, torch.Tensor], codec: str, model_id: str, config: dict, half: bool = True
+    path: str | Path, tensors: dict[str, "torch.Tensor"], codec: str, model_id: str, config: dict, half: bool = True
 ) -> str:
     """Write ``tensors`` (floating ones as fp16 when ``half``) with neuralcodec metadata; returns sha256."""
+    from safetensors.torch import save_file
+
     prepared = {
         key: (value.detach().half() if half and value.is_floating_point() else value.detach()).contiguous().cpu()
         for key, value in tensors.items()

@@ -70,7 +70,7 @@ class ImageHyperpriorCodec:
         self.weights_hash = weights_hash
         self.compact_code = compact_code
         """Code of this model in compact files (shipped models that have one), else None."""
-        # Inference forms of the transforms (see codecs.inference); the entropy-parameter path runs in
+        # Inference forms of the transforms (see codecs.common.inference); the entropy-parameter path runs in
         # float64 on the CPU, always.
         self._analysis = inference_form(model.g_a)
         self._synthesis = inference_form(model.g_s)
@@ -151,7 +151,7 @@ class ImageHyperpriorCodec:
                  refine_steps: int = 0, progress: bool = False) -> ImageCoding:
         """Code an image tensor (1, 3, H, W) in [0, 1].
 
-        ``refine_steps`` > 0 optimizes the latents for this image (see :mod:`latent_refinement`;
+        ``refine_steps`` > 0 optimizes the latents for this image (see :mod:`neuralcodec.codecs.image.refinement`;
         slower encoding, same decoder; ``progress`` shows its progress bar) and keeps them only if
         their coded rate-distortion cost ``bits + λ·255²·SSE`` is lower than that of the plain latents.
         Returns the payload, the encoder's reconstruction (what any decoder produces, bit for bit;
