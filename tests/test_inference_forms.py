@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compressai.layers import GDN
 from torch import nn
 
+from neuralcodec.codecs.gdn import GDN
 from neuralcodec.codecs.inference import FrozenGDN, SubPixelConvolution, inference_form
 from neuralcodec.codecs.transforms import hyper_synthesis, synthesis_transform
 

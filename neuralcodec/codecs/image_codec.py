@@ -76,7 +76,7 @@ class ImageHyperpriorCodec:
     def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
         """Tensors of a weights file: the model's parameters and its hyper-latent coding tables."""
         model.entropy_bottleneck.build_tables()
-        return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
+        return model.state_dict()
 
     # ------------------------------------------------------------------ coding
     def level_of(self, quality: float | None) -> float:
@@ -256,7 +256,7 @@ def restore_model(model: ModelT, weights: LoadedWeights) -> ModelT:
     """Load ``weights`` (fp16 tensors as float32) into ``model``; InputError when tensors are missing."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
     model.load_state_dict(state, strict=False)
-    missing = [k for k in model.state_dict() if k not in state and not is_constructor_constant(k)]
+    missing = [k for k in model.state_dict() if k not in state]
     if missing:
         raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
     return model
@@ -292,9 +292,3 @@ def require_positive_int(meta: dict, key: str) -> int:
         raise CorruptFileError(f"missing or invalid {key!r} in the file header: {value!r}")
     return value
 
-
-def is_constructor_constant(key: str) -> bool:
-    """State the constructor rebuilds: compressai's own rANS tables (unused: ours are the
-    ``_table_*`` buffers) and fixed bounds/targets (kept out of fp16 files, where 1e-9 would underflow)."""
-    leaf = key.rsplit(".", 1)[-1]
-    return leaf in ("_offset", "_quantized_cdf", "_cdf_length", "scale_table", "scale_bound", "bound", "target")

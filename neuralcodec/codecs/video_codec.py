@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from neuralcodec.codecs.base import DEFAULT_GOP, EncodeOptions, EncodeResult
 from neuralcodec.codecs.image_codec import (
-    MEAN_GRID, ImageHyperpriorCodec, check_index_crc, is_constructor_constant, padded_side, require_positive_int,
+    MEAN_GRID, ImageHyperpriorCodec, check_index_crc, padded_side, require_positive_int,
     restore_model, scale_index_crc, to_uint8_image,
 )
 from neuralcodec.codecs.image_hyperprior import HyperpriorConfig
@@ -87,7 +87,7 @@ class VideoCodec:
         """Tensors of a weights file: both models' parameters and their hyper-latent coding tables."""
         model.image.entropy_bottleneck.build_tables()
         model.prior.entropy_bottleneck.build_tables()
-        return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
+        return model.state_dict()
 
     # ------------------------------------------------------------------ one frame
     def _gain64(self, level: float) -> torch.Tensor:
