@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compressai.layers import GDN
 from torch import nn
 
+from neuralcodec.codecs.common.gdn import GDN
 from neuralcodec.codecs.common.inference import FrozenGDN, SubPixelConvolution, inference_form
 from neuralcodec.codecs.common.transforms import hyper_synthesis, synthesis_transform
 

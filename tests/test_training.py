@@ -18,7 +18,9 @@ from neuralcodec.media.images import list_images
 from neuralcodec.train.datasets import RandomCropDataset, split_files
 from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
 from neuralcodec.train.losses import RateDistortionLoss
-from neuralcodec.train.loop import TrainConfig, autocast_available, fit, learning_rate_factor, load_checkpoint
+from neuralcodec.train.loop import (
+    TrainConfig, _split_parameters, autocast_available, fit, learning_rate_factor, load_checkpoint,
+)
 
 
 @pytest.fixture
@@ -57,6 +59,33 @@ def test_fit_logs_checkpoints_and_resumes(image_folder: Path, tmp_path: Path):
     assert torch.equal(saved["g_a.0.weight"], model.state_dict()["g_a.0.weight"])
 
 
+def test_checkpoints_with_compressai_constant_buffers_resume(image_folder: Path, tmp_path: Path):
+    """Checkpoints written while the entropy models and GDN came from compressai hold its constant buffers."""
+    out = tmp_path / "run"
+    _tiny_fit(image_folder, out, steps=2)
+    state = load_checkpoint(out / "checkpoint.pt")
+    legacy = ["entropy_bottleneck._offset", "entropy_bottleneck._quantized_cdf", "entropy_bottleneck.target",
+              "entropy_bottleneck.likelihood_lower_bound.bound", "g_a.1.beta_reparam.lower_bound.bound",
+              "gaussian_conditional.conditional.scale_table", "gaussian_conditional.conditional.scale_bound"]
+    state["model"].update({key: torch.zeros(1) for key in legacy})
+    torch.save(state, out / "checkpoint.pt")
+    _tiny_fit(image_folder, out, steps=4)
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 4
+    assert not set(legacy) & set(load_checkpoint(out / "checkpoint.pt")["model"])
+
+
+def test_the_auxiliary_optimizer_gets_the_models_aux_parameters():
+    image = _tiny_model()
+    main, aux = _split_parameters(image)
+    assert aux == [image.entropy_bottleneck.quantiles]
+    assert {id(p) for p in main} == {id(p) for p in image.parameters()} - {id(image.entropy_bottleneck.quantiles)}
+    image.requires_grad_(False)
+    video = SpatiotemporalVideoModel(VideoConfig(image.config, hidden=8), image)
+    main, aux = _split_parameters(video)
+    assert aux == [video.prior.entropy_bottleneck.quantiles]
+    assert {id(p) for p in main} == {id(p) for p in video.prior.parameters()} - {id(aux[0])}
+
+
 class _RecordingCrops(RandomCropDataset):
     """Random crops that remember every crop they hand out."""
 
@@ -87,7 +116,7 @@ def test_training_reduces_the_loss(image_folder: Path, tmp_path: Path):
     model = ImageHyperprior(HyperpriorConfig(n=8, m=12, lambdas=(0.05,)))
     task = ImageRateDistortionTask(model.config.lambdas)
     batch = torch.stack([RandomCropDataset(list_images(image_folder), crop=64)[i] for i in range(4)])
-    optimizer = torch.optim.Adam([p for n, p in model.named_parameters() if not n.endswith("quantiles")], lr=1e-3)
+    optimizer = torch.optim.Adam(_split_parameters(model)[0], lr=1e-3)
     losses = []
     for _ in range(30):
         loss = task.training_step(model, batch)["loss"]

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -52,6 +52,17 @@ class TrainingTask(Protocol):
 
     def validate(self, model: nn.Module, loader: DataLoader) -> dict[str, float]:
         """Metrics on the validation set (called under ``torch.no_grad`` in eval mode)."""
+
+
+@runtime_checkable
+class AuxiliaryLoss(Protocol):
+    """A model with parameters of its own loss (entropy-model quantiles), trained by a second optimizer."""
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        """The parameters :meth:`aux_loss` trains; the main optimizer leaves them alone."""
+
+    def aux_loss(self) -> torch.Tensor:
+        """The auxiliary loss (its gradient reaches the auxiliary parameters only)."""
 
 
 @dataclass
@@ -94,13 +105,22 @@ def learning_rate_factor(step: int, config: TrainConfig) -> float:
 
 
 def _split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Main parameters, and the auxiliary ones (entropy-bottleneck quantiles) trained by aux_loss."""
-    main, aux = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (aux if name.endswith("quantiles") else main).append(param)
+    """Trainable main parameters, and the auxiliary ones (:class:`AuxiliaryLoss`) trained by aux_loss."""
+    aux = [p for p in model.aux_parameters() if p.requires_grad] if isinstance(model, AuxiliaryLoss) else []
+    aux_ids = {id(p) for p in aux}
+    main = [p for p in model.parameters() if p.requires_grad and id(p) not in aux_ids]
     return main, aux
+
+
+_COMPRESSAI_CONSTANTS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table", "scale_bound", "bound", "target")
+"""Leaf names of the constant buffers that checkpoints written while the entropy models and GDN came from
+compressai hold (the current modules keep constants out of their state dicts)."""
+
+
+def _without_compressai_constants(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` less compressai's constant buffers that ``model`` does not have (older checkpoints)."""
+    own = model.state_dict().keys()
+    return {k: v for k, v in state.items() if k in own or k.rsplit(".", 1)[-1] not in _COMPRESSAI_CONSTANTS}
 
 
 class _Distributed:
@@ -295,7 +315,7 @@ def _resume(
     if not path.exists():
         return 0
     state = load_checkpoint(path)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(_without_compressai_constants(state["model"], model))
     optimizer.load_state_dict(state["optimizer"])
     if aux_optimizer is not None and state.get("aux_optimizer") is not None:
         aux_optimizer.load_state_dict(state["aux_optimizer"])

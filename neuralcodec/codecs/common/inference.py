@@ -18,8 +18,9 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from compressai.layers import GDN
 from torch import nn
+
+from neuralcodec.codecs.common.gdn import GDN
 
 
 class SubPixelConvolution(nn.Module):
@@ -70,13 +71,12 @@ def _phase_weights(weight: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 class FrozenGDN(nn.Module):
-    """A trained :class:`compressai.layers.GDN` (or its inverse) with its parameters evaluated once."""
+    """A trained :class:`GDN` (or its inverse) with its parameters evaluated once."""
 
     def __init__(self, gdn: GDN) -> None:
         super().__init__()
         with torch.no_grad():
-            beta = gdn.beta_reparam(gdn.beta)
-            gamma = gdn.gamma_reparam(gdn.gamma)
+            beta, gamma = gdn.effective_parameters()
         self.inverse = gdn.inverse
         self.register_buffer("beta", beta.detach().clone()[:, None])
         self.register_buffer("gamma", gamma.detach().clone())

@@ -7,8 +7,9 @@ hyper-synthesis of Minnen et al. 2018. Every transform here downsamples or upsam
 
 from __future__ import annotations
 
-from compressai.layers import GDN
 from torch import nn
+
+from neuralcodec.codecs.common.gdn import GDN
 
 ANALYSIS_STRIDE = 16
 """Spatial downsampling of :func:`analysis_transform` (four stride-2 convolutions)."""

@@ -16,15 +16,10 @@ def restore_model(model: ModelT, weights: LoadedWeights) -> ModelT:
     """Load ``weights`` (fp16 tensors as float32) into ``model``; InputError when tensors are missing."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in weights.tensors.items()}
     model.load_state_dict(state, strict=False)
-    missing = [k for k in model.state_dict() if k not in state and not is_constructor_constant(k)]
+    missing = [k for k in model.state_dict() if k not in state]
     if missing:
         raise InputError(f"weights of {weights.model_id!r} lack {len(missing)} tensors, e.g. {missing[0]}")
     return model
-
-
-def stored_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state of ``model`` that a weights file holds (constructor constants left out)."""
-    return {k: v for k, v in model.state_dict().items() if not is_constructor_constant(k)}
 
 
 def rounded_to_fp16(model: ModelT) -> ModelT:
@@ -33,10 +28,3 @@ def rounded_to_fp16(model: ModelT) -> ModelT:
     model = model.cpu().eval()
     model.half().float()
     return model
-
-
-def is_constructor_constant(key: str) -> bool:
-    """State the constructor rebuilds: compressai's own rANS tables (unused: ours are the
-    ``_table_*`` buffers) and fixed bounds/targets (kept out of fp16 files, where 1e-9 would underflow)."""
-    leaf = key.rsplit(".", 1)[-1]
-    return leaf in ("_offset", "_quantized_cdf", "_cdf_length", "scale_table", "scale_bound", "bound", "target")

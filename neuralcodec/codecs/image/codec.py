@@ -25,7 +25,7 @@ import torch
 from neuralcodec.codecs.base import EncodeResult
 from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_crc, snap_means
 from neuralcodec.codecs.common.inference import inference_form
-from neuralcodec.codecs.common.weights import restore_model, stored_tensors
+from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image import compact as image_compact
 from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
 from neuralcodec.codecs.image.options import ImageOptions
@@ -86,7 +86,7 @@ class ImageHyperpriorCodec:
     def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
         """Tensors of a weights file: the model's parameters and its hyper-latent coding tables."""
         model.entropy_bottleneck.build_tables()
-        return stored_tensors(model)
+        return model.state_dict()
 
     # ------------------------------------------------------------------ coding
     @property

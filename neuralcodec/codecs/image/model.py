@@ -128,9 +128,13 @@ class ImageHyperprior(nn.Module):
         model.hyper_gain = self.hyper_gain.remapped(self.config.lambdas, lambdas, exponent=0.0)
         return model
 
+    def aux_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by :meth:`aux_loss` only (the factorized prior's quantiles)."""
+        return self.entropy_bottleneck.aux_parameters()
+
     def aux_loss(self) -> torch.Tensor:
         """Loss that fits the factorized prior's quantiles (for its coding tables)."""
-        return self.entropy_bottleneck.loss()
+        return self.entropy_bottleneck.aux_loss()
 
     @staticmethod
     def _as_level(level: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ from neuralcodec.codecs.base import EncodeResult
 from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_crc, snap_means
 from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
-from neuralcodec.codecs.common.weights import restore_model, stored_tensors
+from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
 from neuralcodec.codecs.image.model import HyperpriorConfig
 from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
@@ -81,7 +81,7 @@ class VideoCodec:
         """Tensors of a weights file: both models' parameters and their hyper-latent coding tables."""
         model.image.entropy_bottleneck.build_tables()
         model.prior.entropy_bottleneck.build_tables()
-        return stored_tensors(model)
+        return model.state_dict()
 
     # ------------------------------------------------------------------ one frame
     def _gain64(self, level: float) -> torch.Tensor:

@@ -146,8 +146,11 @@ class SpatiotemporalPrior(nn.Module):
         y_hat = (torch.round(y - means) + means).detach()
         return {"likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
 
+    def aux_parameters(self) -> list[nn.Parameter]:
+        return self.entropy_bottleneck.aux_parameters()
+
     def aux_loss(self) -> torch.Tensor:
-        return self.entropy_bottleneck.loss()
+        return self.entropy_bottleneck.aux_loss()
 
 
 class SpatiotemporalVideoModel(nn.Module):
@@ -173,6 +176,10 @@ class SpatiotemporalVideoModel(nn.Module):
         z_hat = torch.round(z - medians) + medians
         means, _ = self.image.hyper_decode(z_hat, level)
         return torch.round(y - means) + means
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        """The P-frame prior's auxiliary parameters (the image model stays frozen while the prior trains)."""
+        return self.prior.aux_parameters()
 
     def aux_loss(self) -> torch.Tensor:
         return self.prior.aux_loss()
