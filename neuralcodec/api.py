@@ -38,7 +38,9 @@ def encode_path(source: Path, target: Path, model: str | None = None, codec: str
         raise InputError(f"input not found: {source}")
     if source.is_file():
         ensure_not_same_file(source, target)
-    weights = resolve_weights(model, codec if codec is not None or model is not None else family_for_input(source).name)
+    if model is None and codec is None:
+        codec = family_for_input(source).name
+    weights = resolve_weights(model, codec)
     chosen = family(weights.codec)
     encode_options = family_options(chosen, options)
     file_codec = chosen.load_codec_class().from_weights(weights, encode_options.device)
@@ -58,4 +60,3 @@ def decode_path(source: Path, target: Path, model: str | None = None, device: st
     payload = container.read_file(source, limits, compact_models())
     file_codec = codec_for_payload(payload, model, device)
     return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}
-

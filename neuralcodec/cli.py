@@ -38,7 +38,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress a file into an .ncd file",
                        description="Compress an image into an .ncd file with a learned codec.")
     p.add_argument("input", type=Path, help="input image (PNG, JPEG, WebP, BMP, TIFF...); a video (Y4M natively; MP4, "
-                                            "MKV, AVI... through ffmpeg; a folder of frames with --codec video-st); "
+                                            "MKV, AVI... through ffmpeg; a folder of colour frames); "
                                             "for the lossless codec an IDX file (*-ubyte[.gz]) or a folder of "
                                             "same-size grayscale images")
     p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
@@ -52,23 +52,27 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 
-def _add_family_options(p: argparse.ArgumentParser) -> None:
-    """One flag per option of the families' options dataclasses (shared names share a flag); a flag the
-    user leaves out is absent from the parsed arguments, so each family keeps its own default."""
-    seen: set[str] = set()
+def _family_cli_options() -> dict[str, dataclasses.Field]:
+    """The families' ``cli_option`` fields by name (families sharing a name share the flag: the first wins)."""
+    options: dict[str, dataclasses.Field] = {}
     for family in registry.FAMILIES:
         for option in dataclasses.fields(family.options):
-            if "cli" in option.metadata and option.name not in seen:
-                flags, kwargs = option.metadata["cli"]
-                p.add_argument(*flags, dest=option.name, default=argparse.SUPPRESS, **kwargs)
-                seen.add(option.name)
+            if "cli" in option.metadata:
+                options.setdefault(option.name, option)
+    return options
+
+
+def _add_family_options(p: argparse.ArgumentParser) -> None:
+    """One flag per family option; a flag the user leaves out is absent from the parsed arguments, so each
+    family keeps its own default."""
+    for name, option in _family_cli_options().items():
+        flags, kwargs = option.metadata["cli"]
+        p.add_argument(*flags, dest=name, default=argparse.SUPPRESS, **kwargs)
 
 
 def _family_option_values(args: argparse.Namespace) -> dict:
     """The family options the user gave on the command line."""
-    names = {option.name for family in registry.FAMILIES for option in dataclasses.fields(family.options)
-             if "cli" in option.metadata}
-    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return {name: getattr(args, name) for name in _family_cli_options() if hasattr(args, name)}
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:

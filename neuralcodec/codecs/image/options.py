@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neuralcodec.codecs.base import EncodeOptions, cli_option, quality_option
-from neuralcodec.errors import InputError
 
 
 @dataclass
@@ -18,7 +17,3 @@ class ImageOptions(EncodeOptions):
         help="image models: optimize the latents for this image with STEPS gradient steps (about 1 s each for a "
              "768x512 image on 2 CPU cores; 20 saved 8%% of the rate at equal PSNR on Kodak, see the README); kept "
              "only when that lowers the rate-distortion cost; decoding is unchanged (default 0: off)")
-
-    def __post_init__(self) -> None:
-        if self.refine_steps < 0:
-            raise InputError(f"refine_steps (--refine) must be >= 0, got {self.refine_steps}")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from neuralcodec.codecs.base import SNIFF_CONTENT, SNIFF_NO, SNIFF_SUFFIX, Family
+from neuralcodec.codecs.base import SNIFF_CONTENT, SNIFF_NO, Family
 from neuralcodec.codecs.lossless.options import LosslessOptions
 from neuralcodec.media.idx import is_idx_path
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files, probe_gray_size
@@ -32,7 +32,7 @@ def sniff(path: Path) -> int:
         return SNIFF_CONTENT if files and probe_gray_size(files[0]) in _shipped_sizes() else SNIFF_NO
     if path.is_file() and probe_gray_size(path) in _shipped_sizes():
         return SNIFF_CONTENT
-    return SNIFF_SUFFIX if path.suffix.lower() == ".idx" else SNIFF_NO
+    return SNIFF_NO
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neuralcodec.codecs.base import EncodeOptions, cli_option, quality_option
-from neuralcodec.errors import InputError
 
 DEFAULT_GOP = 10
 """Group-of-pictures length: every DEFAULT_GOP-th frame is coded without reference."""
@@ -23,9 +22,3 @@ class VideoOptions(EncodeOptions):
                                f"(default {DEFAULT_GOP})")
     fps: float | None = cli_option(None, "--fps", type=float,
                                    help="video from a folder of frames: its frame rate (default 25)")
-
-    def __post_init__(self) -> None:
-        if self.gop < 1:
-            raise InputError(f"the group of pictures (--gop) must be at least 1 frame, got {self.gop}")
-        if self.fps is not None and self.fps <= 0:
-            raise InputError(f"--fps must be positive, got {self.fps}")
