@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
 from neuralcodec import __version__
 from neuralcodec.codecs import registry
-from neuralcodec.errors import InputError, NeuralCodecError
+from neuralcodec.errors import InputError, LimitExceededError, NeuralCodecError
 from neuralcodec.eval.tasks import TASK_NAMES
+from neuralcodec.limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, Limits
 from neuralcodec.perception.trainers import TRAINERS as PERCEPTION_TRAINERS
 from neuralcodec.train.arguments import DefaultsHelpFormatter, Trainer, add_common_arguments, train_config
 
@@ -41,7 +43,8 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
                                             "MKV, AVI... through ffmpeg; a folder of colour frames); "
                                             "for the lossless codec an IDX file (*-ubyte[.gz]) or a folder of "
                                             "same-size grayscale images")
-    p.add_argument("output", type=Path, help="output .ncd file (written atomically)")
+    p.add_argument("output", type=Path, help="output .ncd file (written atomically); - writes it to standard output "
+                                             "(the statistics then go to standard error)")
     p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
     p.add_argument("--codec", "-c", default=None, choices=[f.name for f in registry.FAMILIES], metavar="FAMILY",
                    help="codec family (default: chosen from the input: " + "; ".join(f"{f.name}: {f.summary}"
@@ -49,7 +52,20 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
     _add_family_options(p)
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
+    _add_limit_options(p)
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse images and video frames of more than N pixels, checked from their headers before "
+                        f"anything is allocated (default {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
+                   help=f"refuse videos of more than N frames (default {DEFAULT_MAX_FRAMES:,})")
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(max_pixels=args.max_pixels, max_frames=args.max_frames)
 
 
 def _family_cli_options() -> dict[str, dataclasses.Field]:
@@ -78,19 +94,20 @@ def _family_option_values(args: argparse.Namespace) -> dict:
 def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="decompress an .ncd file",
                        description="Decompress an .ncd file; the output format follows the extension.")
-    p.add_argument("input", type=Path, help="input .ncd file")
+    p.add_argument("input", type=Path, help="input .ncd file (- reads it from standard input)")
     p.add_argument("output", type=Path, help="output file, e.g. out.png, or for many images an IDX file "
                                              "(*-ubyte[.gz]) or a new folder; for video out.y4m, a lossless "
                                              "out.mp4/out.mkv (ffmpeg) or a new folder of PNG frames "
                                              "(written atomically)")
     p.add_argument("--model", "-m", default=None, help="weights to decode with, when not a shipped model (.safetensors)")
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
+    _add_limit_options(p)
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show the header of an .ncd file")
-    p.add_argument("input", type=Path)
+    p.add_argument("input", type=Path, help="the .ncd file (- reads it from standard input)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -181,35 +198,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_stats(stats: dict, as_json: bool) -> None:
+def _print_stats(stats: dict, as_json: bool, stream=None) -> None:
     if as_json:
-        print(json.dumps(stats))
+        print(json.dumps(stats), file=stream)
         return
-    print("  ".join(f"{key}={value}" for key, value in stats.items()))
+    print("  ".join(f"{key}={value}" for key, value in stats.items()), file=stream)
 
 
 def _run_encode(args: argparse.Namespace) -> None:
-    from neuralcodec.api import encode_path
+    from neuralcodec.api import encode_path, encode_to_bytes
 
-    stats = encode_path(args.input, args.output, model=args.model, codec=args.codec, verify=args.verify,
-                        device=args.device, **_family_option_values(args))
-    _print_stats(stats, args.json)
+    options = dict(model=args.model, codec=args.codec, verify=args.verify, device=args.device, limits=_limits(args),
+                   **_family_option_values(args))
+    if str(args.output) == "-":
+        data, stats = encode_to_bytes(args.input, **options)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        _print_stats(stats, args.json, sys.stderr)
+        return
+    _print_stats(encode_path(args.input, args.output, **options), args.json)
 
 
 def _run_decode(args: argparse.Namespace) -> None:
-    from neuralcodec.api import decode_path
+    from neuralcodec.api import decode_bytes, decode_path
 
-    _print_stats(decode_path(args.input, args.output, model=args.model, device=args.device), args.json)
+    limits = _limits(args)
+    if str(args.input) == "-":
+        stats = decode_bytes(_stdin_bytes(limits.max_file_bytes), args.output, args.model, args.device, limits)
+    else:
+        stats = decode_path(args.input, args.output, model=args.model, device=args.device, limits=limits)
+    _print_stats(stats, args.json)
+
+
+def _stdin_bytes(max_bytes: int) -> bytes:
+    data = sys.stdin.buffer.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise LimitExceededError(f"standard input holds more than the limit of {max_bytes} bytes")
+    return data
 
 
 def _run_info(args: argparse.Namespace) -> None:
-    from neuralcodec.container import COMPACT_MAGIC, header_summary, read_file
+    from neuralcodec.container import COMPACT_MAGIC, header_summary, read, read_file
     from neuralcodec.pretrained import compact_models
 
     models = compact_models()
-    payload = read_file(args.input, compact_models=models)
-    with open(args.input, "rb") as handle:
-        is_compact = handle.read(len(COMPACT_MAGIC)) == COMPACT_MAGIC
+    if str(args.input) == "-":
+        data = _stdin_bytes(Limits().max_file_bytes)
+        payload = read(data, compact_models=models)
+    else:
+        payload = read_file(args.input, compact_models=models)
+        with open(args.input, "rb") as handle:
+            data = handle.read(len(COMPACT_MAGIC))
+    is_compact = data[: len(COMPACT_MAGIC)] == COMPACT_MAGIC
     code = next((c for c, m in models.items() if m.model_id == payload.model_id), None) if is_compact else None
     summary = header_summary(payload, code)
     if args.json:
@@ -275,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"codec {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`codec models --json | head`): stop quietly, as Unix tools do on SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as error:  # unexpected: still one line unless --debug
         if args.debug:
             raise

@@ -7,6 +7,7 @@ an interrupted or failed write never leaves a half-written target behind nor des
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from neuralcodec.errors import InputError, LimitExceededError
 PathLike = str | os.PathLike[str]
 
 _CHUNK_BYTES = 1 << 20
+_OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EFBIG}
+"""Write failures that are the user's environment (permissions, full disk...), reported as InputError."""
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
@@ -37,17 +40,38 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     untouched.
     """
     target = Path(path)
-    _check_output_location(target)
+    check_output_path(target)
     temporary = target.with_name(f".{target.stem}.{secrets.token_hex(6)}.tmp{target.suffix}")
     try:
         yield temporary
         _fsync_file(temporary)
         os.chmod(temporary, _permissions_for(target))
         os.replace(temporary, target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno in _OUTPUT_ERRNOS:
+            raise InputError(f"cannot write {str(target)!r}: {error.strerror}") from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(target.parent)
+
+
+def check_output_path(target: PathLike, folder: bool = False) -> None:
+    """InputError unless ``target`` can be written: its directory exists and is writable, and it is not
+    ``-`` (this library never writes a file named ``-``) nor an existing directory (unless ``folder``:
+    outputs that are folders of files check their own rules)."""
+    target = Path(target)
+    if os.fspath(target) == "-":
+        raise InputError("'-' (standard output) is not supported for this output: name a file")
+    if target.is_dir() and not folder:
+        raise InputError(f"output {str(target)!r} is a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {str(target)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {str(target)!r}: directory {str(parent)!r} is not writable")
 
 
 def ensure_not_same_file(input_path: PathLike, output_path: PathLike) -> None:
@@ -95,14 +119,6 @@ def _read_at_most(handle: BinaryIO, limit: int, first_chunk: int) -> bytes:
 def _check_size(name: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise LimitExceededError(f"{name!r} is {size} bytes, more than the limit of {max_bytes} bytes")
-
-
-def _check_output_location(target: Path) -> None:
-    if target.is_dir():
-        raise InputError(f"output {str(target)!r} is a directory")
-    parent = target.parent
-    if not parent.is_dir():
-        raise InputError(f"cannot write {str(target)!r}: directory {str(parent)!r} does not exist")
 
 
 def _permissions_for(target: Path) -> int:

@@ -56,7 +56,7 @@ def sniff(path: Path) -> int:
 
 
 DUMMY = Family(name=ZlibCodec.name, summary="test family", sniff=sniff, options=ZlibOptions,
-               load_codec_class=lambda: ZlibCodec)
+               load_codec_class=lambda: ZlibCodec, check_header=lambda payload, limits: None)
 
 
 @pytest.fixture

@@ -89,4 +89,7 @@ class Family:
     options: type[EncodeOptions]
     load_codec_class: Callable[[], type]
     """Imports and returns the family's :class:`Codec` class (torch is imported only then)."""
+    check_header: Callable[[Payload, Limits], None]
+    """Checks the sizes a file's header declares against the limits, before the codec (and torch) loads:
+    LimitExceededError / CorruptFileError, so a hostile header fails at once."""
     trainer: Trainer | None = None

@@ -54,7 +54,30 @@ def resolve_weights(model: str | None, codec: str | None) -> LoadedWeights:
 def load_codec(model: str | None = None, codec: str | None = None, device: str = "cpu") -> Codec:
     """A ready codec: ``model`` (id or weights path) and/or ``codec`` family name."""
     weights = resolve_weights(model, codec)
-    return family(weights.codec).load_codec_class().from_weights(weights, device)
+    return build_codec(family(weights.codec), weights, device)
+
+
+def build_codec(chosen: Family, weights: LoadedWeights, device: str = "cpu") -> Codec:
+    """``chosen``'s codec with ``weights`` on ``device`` (checked first: InputError for a device that does
+    not exist or is not available here)."""
+    return chosen.load_codec_class().from_weights(weights, checked_device(device))
+
+
+def checked_device(name: str) -> str:
+    """``name`` when it is a torch device this machine has; InputError saying what is wrong otherwise."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {name!r} (use cpu, or cuda / cuda:N where a GPU is present)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r}: no CUDA GPU is available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"device {name!r} is not supported (use cpu or cuda)")
+    return name
 
 
 def codec_for_payload(payload: Payload, model: str | None = None, device: str = "cpu") -> Codec:
@@ -76,4 +99,4 @@ def codec_for_payload(payload: Payload, model: str | None = None, device: str = 
             f"the file was encoded with weights {payload.weights_hash.hex()} of model {payload.model_id!r}, "
             f"but the available weights are {weights.weights_hash.hex()}"
         )
-    return decoder_family.load_codec_class().from_weights(weights, device)
+    return build_codec(decoder_family, weights, device)

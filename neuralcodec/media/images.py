@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from neuralcodec.errors import InputError, LimitExceededError
+from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
 from neuralcodec.fileio import atomic_output
+from neuralcodec.limits import DEFAULT_MAX_PIXELS, Limits
 
 GRAYSCALE_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "F"}
-DEFAULT_MAX_PIXELS = 64_000_000
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 """Lossless image formats: read from folders of frames or digits, written by lossless decoders."""
 IMAGE_SUFFIXES = (*LOSSLESS_SUFFIXES, ".jpg", ".jpeg", ".webp")
@@ -73,7 +73,7 @@ def opened_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iter
                 _check_size(path, image.size, max_pixels)
                 yield image
     except Image.DecompressionBombError as error:
-        raise LimitExceededError(f"{path}: {error}") from error
+        raise LimitExceededError(f"{path}: {error} (Pillow's own cap, above this library's --max-pixels default)") from error
     except UnidentifiedImageError as error:
         raise InputError(f"{path} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF...)") from error
     except (OSError, SyntaxError, ValueError) as error:
@@ -85,9 +85,7 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise InputError(f"{path} has an empty size {width}x{height}")
     if width * height > max_pixels:
-        raise LimitExceededError(
-            f"{path} is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} (raise --max-pixels)"
-        )
+        raise Limits(max_pixels=max_pixels).exceeded(f"{path}: {width}x{height}", width * height, "max_pixels")
 
 
 def _normalize(image: Image.Image) -> DecodedImage:
@@ -119,14 +117,22 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 
 def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`encode_alpha`, checked against the expected size."""
+    """Inverse of :func:`encode_alpha`: CorruptFileError unless ``data`` is an 8-bit grey PNG of exactly
+    ``width`` x ``height``, checked from its header before any pixel is decompressed."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.size != (width, height) or image.mode != "L":
-                raise InputError(f"alpha plane is {image.size} {image.mode}, expected {(width, height)} L")
-            return np.asarray(image, dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"alpha section is corrupt: {error}") from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                if image.size != (width, height) or image.mode != "L":
+                    raise CorruptFileError(f"the alpha section is a {image.size[0]}x{image.size[1]} {image.mode} PNG, "
+                                           f"expected {width}x{height} L")
+                return np.asarray(image, dtype=np.uint8).copy()
+    except Image.DecompressionBombError as error:
+        raise CorruptFileError(f"the alpha section declares an oversized image: {error}") from error
+    except UnidentifiedImageError:
+        raise CorruptFileError("the alpha section is not a PNG image") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise CorruptFileError(f"the alpha section is corrupt: {error}") from error
 
 
 def to_pil(image: DecodedImage) -> Image.Image:

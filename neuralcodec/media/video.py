@@ -27,8 +27,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from neuralcodec.limits import Limits, check_dimensions
 from neuralcodec.errors import InputError, NeuralCodecError
+from neuralcodec.fileio import check_output_path
+from neuralcodec.limits import Limits, check_dimensions
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files
 
 Y4M_MAGIC = b"YUV4MPEG2"
@@ -301,6 +302,10 @@ class VideoWriter(ABC):
     """Writes RGB frames to a temporary location; :meth:`commit` moves it onto the target."""
 
     def __init__(self, target: Path, info: VideoInfo) -> None:
+        check_output_path(target, folder=True)
+        if target.is_dir():
+            raise InputError(f"{target} is an existing folder; decoding to frames writes a new folder (or name a "
+                             f".y4m/.mp4/.mkv file)")
         self.target = target
         self.info = info
         self.temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp{target.suffix}")
@@ -318,11 +323,9 @@ class VideoWriter(ABC):
     def _write(self, frame: np.ndarray) -> None: ...
 
     def commit(self) -> None:
-        """Finish the output and rename it onto the target."""
-        if self.target.is_dir() and not self.temporary.is_dir():
-            raise InputError(f"{self.target} is a folder; pass a file name")
-        if self.temporary.is_dir() and self.target.exists():
-            shutil.rmtree(self.target) if self.target.is_dir() else self.target.unlink()
+        """Finish the output and rename it onto the target (a folder of frames never replaces anything)."""
+        if self.target.is_dir() or (self.temporary.is_dir() and self.target.exists()):
+            raise InputError(f"{self.target} appeared while decoding; nothing was replaced")
         os.replace(self.temporary, self.target)
 
     def discard(self) -> None:

@@ -27,13 +27,14 @@ from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_c
 from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image import compact as image_compact
+from neuralcodec.codecs.image.header import image_size
 from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
 from neuralcodec.codecs.image.options import ImageOptions
 from neuralcodec.codecs.image.refinement import lambda_at, refine_latents
-from neuralcodec.container import Payload, positive_int_field
+from neuralcodec.container import Payload
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
-from neuralcodec.limits import Limits, check_dimensions
+from neuralcodec.limits import Limits
 from neuralcodec.media.images import DecodedImage, decode_alpha, encode_alpha, read_image, write_image
 from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights
@@ -201,10 +202,9 @@ class ImageHyperpriorCodec:
     @torch.no_grad()
     def decompress(self, payload: Payload, limits: Limits = Limits()) -> torch.Tensor:
         """Inverse of :meth:`compress` (regular or compact layout): the reconstruction (1, 3, H, W) in [0, 1]."""
+        height, width = image_size(payload, limits)
         payload = image_compact.unpack(payload)
         meta = payload.metadata
-        height, width = positive_int_field(meta, "height"), positive_int_field(meta, "width")
-        check_dimensions({"height": height, "width": width}, limits)
         level = self.check_level(meta.get("level"))
         if "bits" not in payload.sections:
             raise CorruptFileError("the file has no 'bits' section")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neuralcodec.codecs.image.header import check_header
 from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, Family
 from neuralcodec.codecs.image.options import ImageOptions
 from neuralcodec.errors import InputError
@@ -80,4 +81,5 @@ def _codec_class() -> type:
 
 
 FAMILY = Family(name=NAME, summary="lossy images (PNG, JPEG, WebP, BMP, TIFF...): mean-scale hyperprior",
-                sniff=sniff, options=ImageOptions, load_codec_class=_codec_class, trainer=TRAINER)
+                sniff=sniff, options=ImageOptions, load_codec_class=_codec_class,
+                check_header=check_header, trainer=TRAINER)

@@ -27,11 +27,12 @@ from PIL import Image
 from neuralcodec.codecs.base import EncodeResult
 from neuralcodec.codecs.lossless.chow_liu import RootedTree
 from neuralcodec.codecs.lossless.coding import PARAMETER_BITS, CodingTables, code_pixels
+from neuralcodec.codecs.lossless.header import image_count
 from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
 from neuralcodec.codecs.lossless.options import LosslessOptions
 from neuralcodec.container import Payload
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
-from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
+from neuralcodec.errors import CorruptFileError, InputError
 from neuralcodec.fileio import atomic_output
 from neuralcodec.limits import Limits
 from neuralcodec.media.idx import is_idx_path, read_idx, write_idx
@@ -41,6 +42,8 @@ from neuralcodec.pretrained import LoadedWeights
 CHUNK = 4096
 """Images coded together per depth-first pass (bounds memory; the stream order depends on it)."""
 _NAME_SEPARATOR = "\n"
+MAX_NAME_BYTES = 255
+"""Longest image file name kept in a file (the usual file-system limit)."""
 
 
 class LosslessCircuitCodec:
@@ -156,17 +159,16 @@ class LosslessCircuitCodec:
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict[str, float | int | str]:
         """Decode to an image (one image), an IDX file or a folder of PNGs."""
         started = time.perf_counter()
-        count, chunk = payload.metadata.get("count", 1), payload.metadata.get("chunk", CHUNK)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise CorruptFileError(f"the file's image count {count!r} is not a positive integer")
+        count, chunk = image_count(payload), payload.metadata.get("chunk", CHUNK)
         if count * self.config.pixels > limits.max_pixels:
-            raise LimitExceededError(f"the file declares {count} images, more pixels than the limit of {limits.max_pixels}")
+            raise limits.exceeded(f"the file's {count} images of {self.config.pixels} pixels", count * self.config.pixels,
+                                  "max_pixels")
         if chunk != CHUNK:
             raise CorruptFileError(f"the file was coded in chunks of {chunk!r} images, this codec uses {CHUNK}")
         if "stream" not in payload.sections:
             raise CorruptFileError("the file has no 'stream' section")
-        images = self.decompress(payload.sections["stream"], count)
         names = _names(payload, count)
+        images = self.decompress(payload.sections["stream"], count)
         write_images(target, images, names)
         return {"images": count, "width": self.config.width, "height": self.config.height,
                 "seconds": round(time.perf_counter() - started, 3)}
@@ -175,14 +177,38 @@ class LosslessCircuitCodec:
 def _names(payload: Payload, count: int) -> list[str] | None:
     if "names" not in payload.sections:
         return None
+    inflater = zlib.decompressobj()
     try:
-        text = zlib.decompressobj().decompress(payload.sections["names"], 1 << 26).decode("utf-8")
+        text = inflater.decompress(payload.sections["names"], count * (MAX_NAME_BYTES + 1)).decode("utf-8")
     except (zlib.error, UnicodeDecodeError):
         raise CorruptFileError("the file's image names are corrupt") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise CorruptFileError("the file's image names are longer than its images allow, or cut short")
     names = text.split(_NAME_SEPARATOR)
-    if len(names) != count or any(not n or "/" in n or "\\" in n or n in (".", "..") for n in names):
-        raise CorruptFileError("the file's image names are malformed")
+    if len(names) != count:
+        raise CorruptFileError(f"the file names {len(names)} images but holds {count}")
+    problem = name_problem(names)
+    if problem:
+        raise CorruptFileError(f"the file's image names are unsafe: {problem}")
     return names
+
+
+def name_problem(names: list[str]) -> str | None:
+    """Why ``names`` cannot be the file names of decoded images, or None when they can: each must be 1 to
+    MAX_NAME_BYTES bytes of printable UTF-8, a plain name (no path separator, not hidden), with a lossless
+    image suffix (what the decoder writes), and unique (ignoring case, for case-insensitive file systems)."""
+    seen: set[str] = set()
+    for name in names:
+        if not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            return f"a name of {len(name.encode('utf-8'))} bytes (1 to {MAX_NAME_BYTES} allowed)"
+        if not name.isprintable() or "/" in name or "\\" in name or name.startswith("."):
+            return f"{name!r} is not a plain, printable, non-hidden file name"
+        if Path(name).suffix.lower() not in LOSSLESS_SUFFIXES:
+            return f"{name!r} does not end in a lossless image suffix ({', '.join(LOSSLESS_SUFFIXES)})"
+        if name.casefold() in seen:
+            return f"{name!r} appears twice"
+        seen.add(name.casefold())
+    return None
 
 
 # ---------------------------------------------------------------------- image I/O
@@ -193,6 +219,9 @@ def read_images(source: Path, limits: Limits) -> tuple[np.ndarray, list[str] | N
         files = image_files(source, LOSSLESS_SUFFIXES)
         if not files:
             raise InputError(f"{source} holds no image files ({', '.join(LOSSLESS_SUFFIXES)})")
+        problem = name_problem([p.name for p in files])
+        if problem:
+            raise InputError(f"{source}: cannot keep its file names: {problem}")
         images = [read_gray_image(p) for p in files]
         if len({im.shape for im in images}) > 1:
             raise InputError(f"the images in {source} differ in size; a model codes one size")

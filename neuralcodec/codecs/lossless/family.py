@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neuralcodec.codecs.lossless.header import check_header
 from neuralcodec.codecs.base import SNIFF_CONTENT, SNIFF_NO, Family
 from neuralcodec.codecs.lossless.options import LosslessOptions
 from neuralcodec.media.idx import is_idx_path
@@ -62,4 +63,5 @@ def _codec_class() -> type:
 
 
 FAMILY = Family(name=NAME, summary="lossless 8-bit grey images of a fixed size (IDX files, folders): HCLT circuits",
-                sniff=sniff, options=LosslessOptions, load_codec_class=_codec_class, trainer=TRAINER)
+                sniff=sniff, options=LosslessOptions, load_codec_class=_codec_class,
+                check_header=check_header, trainer=TRAINER)

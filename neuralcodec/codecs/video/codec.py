@@ -39,11 +39,12 @@ from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
 from neuralcodec.codecs.image.model import HyperpriorConfig
 from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
+from neuralcodec.codecs.video.header import video_info
 from neuralcodec.codecs.video.options import DEFAULT_GOP, MAX_FRAMES, VideoOptions
 from neuralcodec.container import Payload, positive_int_field
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError, ModelMismatchError
-from neuralcodec.limits import Limits, check_dimensions
+from neuralcodec.limits import DEFAULT_MAX_FRAMES, Limits
 from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
 from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights, load_pretrained
@@ -169,7 +170,7 @@ class VideoCodec:
     @torch.no_grad()
     def encode_frames(self, frames, info: VideoInfo, quality: float | None = None, gop: int = DEFAULT_GOP,
                       progress: bool = False, keep_reconstructions: bool = False,
-                      adaptive_intra: bool = True) -> tuple[Payload, dict]:
+                      adaptive_intra: bool = True, max_frames: int = DEFAULT_MAX_FRAMES) -> tuple[Payload, dict]:
         """Code an iterable of (H, W, 3) uint8 frames; returns the payload and statistics (per-frame bytes,
         PSNR and reconstruction hashes; the reconstructions themselves with ``keep_reconstructions``).
 
@@ -184,8 +185,9 @@ class VideoCodec:
         started = time.perf_counter()
         bar = tqdm(frames, total=info.frames, unit="frame", desc="encoding", disable=not progress, leave=False)
         for index, frame in enumerate(bar):
-            if index >= MAX_FRAMES:
-                raise InputError(f"videos of more than {MAX_FRAMES} frames are not supported in one file")
+            if index >= min(max_frames, MAX_FRAMES):
+                raise Limits(max_frames=min(max_frames, MAX_FRAMES)).exceeded(
+                    "the video's frame count", index + 1, "max_frames")
             x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
             y = self.intra.analyze(x, level)
             predicted = index % gop != 0
@@ -219,7 +221,7 @@ class VideoCodec:
     def decode_frames(self, payload: Payload, limits: Limits = Limits(), progress: bool = False):
         """Yield the decoded (H, W, 3) uint8 frames of ``payload`` one at a time."""
         meta = payload.metadata
-        info, gop, level = self.video_info(payload, limits), positive_int_field(meta, "gop"), meta.get("level")
+        info, gop, level = video_info(payload, limits), positive_int_field(meta, "gop"), meta.get("level")
         level = self.intra.check_level(level)
         lengths, crcs = meta.get("frame_bytes"), meta.get("index_crc")
         if not isinstance(lengths, list) or not isinstance(crcs, list) or len(lengths) != info.frames \
@@ -248,18 +250,6 @@ class VideoCodec:
                 raise CorruptFileError(f"frame {index} of the bitstream is corrupt: {error}") from error
             yield to_uint8_image(self.intra.synthesize(previous, level, info.height, info.width))
 
-    @staticmethod
-    def video_info(payload: Payload, limits: Limits = Limits()) -> VideoInfo:
-        """Frame size, rate and count recorded in ``payload`` (checked against ``limits``)."""
-        meta = payload.metadata
-        height, width = positive_int_field(meta, "height"), positive_int_field(meta, "width")
-        frames = positive_int_field(meta, "frames")
-        check_dimensions({"height": height, "width": width}, limits)
-        if frames > MAX_FRAMES:
-            raise CorruptFileError(f"implausible frame count {frames} in the file header")
-        fps = Fraction(positive_int_field(meta, "fps_num"), positive_int_field(meta, "fps_den"))
-        return VideoInfo(width, height, fps, frames)
-
     # ------------------------------------------------------------------ files
     def encode_file(self, source: Path, options: VideoOptions) -> EncodeResult:
         started = time.perf_counter()
@@ -268,7 +258,8 @@ class VideoCodec:
             raise InputError(f"--fps must be positive, got {options.fps}")
         with open_video(source, options.limits, fps) as reader:
             info = reader.info
-            payload, stats = self.encode_frames(reader, info, options.quality, options.gop, progress=True)
+            payload, stats = self.encode_frames(reader, info, options.quality, options.gop, progress=True,
+                                                max_frames=options.limits.max_frames)
         frames = len(stats["frame_bytes"])
         info = VideoInfo(info.width, info.height, info.fps, frames)
         result = {"width": info.width, "height": info.height, "frames": frames, "fps": float(info.fps),
@@ -286,7 +277,7 @@ class VideoCodec:
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
         started = time.perf_counter()
-        info = self.video_info(payload, limits)
+        info = video_info(payload, limits)
         with open_video_writer(target, info) as writer:
             for frame in self.decode_frames(payload, limits, progress=True):
                 writer.write(frame)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neuralcodec.codecs.video.header import check_header
 from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, Family
 from neuralcodec.codecs.video.options import VideoOptions
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files
@@ -73,4 +74,5 @@ def _codec_class() -> type:
 
 
 FAMILY = Family(name=NAME, summary="video (Y4M; MP4, MKV... through ffmpeg; folders of frames): spatiotemporal prior",
-                sniff=sniff, options=VideoOptions, load_codec_class=_codec_class, trainer=TRAINER)
+                sniff=sniff, options=VideoOptions, load_codec_class=_codec_class,
+                check_header=check_header, trainer=TRAINER)

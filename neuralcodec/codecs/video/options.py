@@ -9,7 +9,8 @@ from neuralcodec.codecs.base import EncodeOptions, cli_option, quality_option
 DEFAULT_GOP = 10
 """Group-of-pictures length: every DEFAULT_GOP-th frame is coded without reference."""
 MAX_FRAMES = 65536
-"""Frames in one file (bounded by the container's list length)."""
+"""Frames one file can hold (its frame index is a list of at most 65,536 lengths); ``Limits.max_frames``
+may only lower this."""
 
 
 @dataclass
