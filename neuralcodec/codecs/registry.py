@@ -59,8 +59,19 @@ def load_codec(model: str | None = None, codec: str | None = None, device: str =
 
 def build_codec(chosen: Family, weights: LoadedWeights, device: str = "cpu") -> Codec:
     """``chosen``'s codec with ``weights`` on ``device`` (checked first: InputError for a device that does
-    not exist or is not available here)."""
-    return chosen.load_codec_class().from_weights(weights, checked_device(device))
+    not exist or is not available here). The last few codecs built are kept: building one costs more than
+    coding a small file, and a codec is not changed by coding."""
+    key = (chosen.name, weights.model_id, weights.sha256, checked_device(device))
+    codec = _BUILT.pop(key, None) or chosen.load_codec_class().from_weights(weights, key[-1])
+    _BUILT[key] = codec
+    while len(_BUILT) > _KEEP_BUILT:
+        del _BUILT[next(iter(_BUILT))]
+    return codec
+
+
+_KEEP_BUILT = 4
+_BUILT: dict[tuple[str, str, str, str], Codec] = {}
+"""Recently built codecs, least recently used first."""
 
 
 def checked_device(name: str) -> str:
