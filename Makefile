@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench fuzz clean
 
 # the MPQ face study: every image codec, with the low end of each sweep pushed towards 0.1 bpp
 FACE_CODECS := jpeg,webp,avif,jpeg2000,jpegxl,hevc,av1,hyperprior
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# 5,000 damaged, crafted and hostile files through the decoders and encoders (see tests/fuzzing.py)
+fuzz: $(STAMP)
+	$(PY) tests/fuzzing.py --cases 5000 --out benchmarks/results/fuzz
 
 bench: $(STAMP)
 	$(PY) -m pip install -e '.[test,eval,bench]'

@@ -37,6 +37,11 @@ inside the magic or version bytes is a TruncatedFileError. A structure that is i
 (a crafted or buggy file) is a CorruptFileError naming the byte offset; counts and sizes beyond
 ``Limits`` are a LimitExceededError. Every length is compared with the bytes actually present before
 anything is sliced or allocated.
+
+Integrity, not authenticity: the CRC32 (compact files: the 16-bit check) guards against accidental
+damage of any byte. A crafted file can carry a valid checksum over any content, so no further unkeyed
+checksum is added; the codecs' index CRCs detect decoders that compute different entropy parameters, not
+tampering. Authenticity, where needed, is a signature outside the format.
 """
 
 from __future__ import annotations
