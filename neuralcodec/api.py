@@ -7,16 +7,19 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from neuralcodec import container
-from neuralcodec.codecs.base import EncodeOptions, Family
-from neuralcodec.codecs.registry import codec_for_payload, family, family_for_input, resolve_weights
+from neuralcodec.codecs.base import Codec, EncodeOptions, EncodeResult, Family
+from neuralcodec.container import Payload
+from neuralcodec.codecs.registry import build_codec, family, family_for_input, resolve_weights, weights_for_payload
 from neuralcodec.errors import InputError
 from neuralcodec.fileio import atomic_write_bytes, ensure_not_same_file
 from neuralcodec.limits import Limits
-from neuralcodec.pretrained import compact_models
+from neuralcodec.pretrained import LoadedWeights, compact_models
 
 
 def family_options(chosen: Family, given: dict[str, Any]) -> EncodeOptions:
@@ -40,13 +43,24 @@ def encode_path(source: Path, target: Path, model: str | None = None, codec: str
         ensure_not_same_file(source, target)
     if model is None and codec is None:
         codec = family_for_input(source).name
-    weights = resolve_weights(model, codec)
-    chosen = family(weights.codec)
-    encode_options = family_options(chosen, options)
-    file_codec = chosen.load_codec_class().from_weights(weights, encode_options.device)
+    file_codec, encode_options = prepared_encoder(model, codec, options)
     result = file_codec.encode_file(source, encode_options)
     data = container.serialize(result.payload, result.compact_code)
     atomic_write_bytes(target, data)
+    return encode_stats(result, data)
+
+
+def prepared_encoder(model: str | None, codec: str | None, options: dict[str, Any]) -> tuple[Codec, EncodeOptions]:
+    """The codec that ``model`` / ``codec`` name (built once per process, see :func:`bound_codec`) and its
+    family's options filled with ``options``."""
+    weights = resolve_weights(model, codec)
+    encode_options = family_options(family(weights.codec), options)
+    return bound_codec(weights, encode_options.device), encode_options
+
+
+def encode_stats(result: EncodeResult, data: bytes) -> dict:
+    """What ``codec encode`` reports for ``result`` written as ``data``: codec, model, bytes, the family's
+    numbers, and bits per pixel."""
     stats = {"codec": result.payload.codec, "model": result.payload.model_id, "bytes": len(data), **result.stats}
     if result.pixels:
         stats["bpp"] = round(8 * len(data) / result.pixels, 5)
@@ -58,5 +72,34 @@ def decode_path(source: Path, target: Path, model: str | None = None, device: st
     """Decode the .ncd ``source`` to ``target``; nothing is written unless decoding succeeds."""
     ensure_not_same_file(source, target)
     payload = container.read_file(source, limits, compact_models())
-    file_codec = codec_for_payload(payload, model, device)
+    return decode_payload(payload, target, model, device, limits)
+
+
+def decode_payload(payload: Payload, target: Path, model: str | None = None, device: str = "cpu",
+                   limits: Limits = Limits()) -> dict:
+    """Decode ``payload`` (read from an .ncd file) to ``target`` with the weights it names (or ``model``)."""
+    file_codec = bound_codec(weights_for_payload(payload, model), device)
     return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}
+
+
+_KEPT_CODECS = 4
+_codecs: OrderedDict[tuple[str, int | None, str], Codec] = OrderedDict()
+_codecs_lock = threading.Lock()
+
+
+def bound_codec(weights: LoadedWeights, device: str) -> Codec:
+    """The codec of ``weights`` on ``device``, built at its first use and kept (the last few): coding many
+    files or images in one process pays a model's startup once. Codecs hold no per-file state; the key is
+    what a codec is built from: the weights' sha256 (weights that change on disk are rebuilt), their
+    compact code (from the registry) and the device."""
+    key = (weights.sha256, weights.compact_code, str(device))
+    with _codecs_lock:
+        if key in _codecs:
+            _codecs.move_to_end(key)
+            return _codecs[key]
+    built = build_codec(weights, device)
+    with _codecs_lock:
+        _codecs[key] = built
+        while len(_codecs) > _KEPT_CODECS:
+            _codecs.popitem(last=False)
+    return built

@@ -89,4 +89,6 @@ class Family:
     options: type[EncodeOptions]
     load_codec_class: Callable[[], type]
     """Imports and returns the family's :class:`Codec` class (torch is imported only then)."""
+    decoded_suffix: Callable[[Payload], str]
+    """The suffix of what a payload decodes to by default ("" for a folder): ``codec decode -o DIR`` names."""
     trainer: Trainer | None = None

@@ -53,14 +53,18 @@ def resolve_weights(model: str | None, codec: str | None) -> LoadedWeights:
 
 def load_codec(model: str | None = None, codec: str | None = None, device: str = "cpu") -> Codec:
     """A ready codec: ``model`` (id or weights path) and/or ``codec`` family name."""
-    weights = resolve_weights(model, codec)
+    return build_codec(resolve_weights(model, codec), device)
+
+
+def build_codec(weights: LoadedWeights, device: str = "cpu") -> Codec:
+    """The codec of ``weights``' family bound to them, on ``device``."""
     return family(weights.codec).load_codec_class().from_weights(weights, device)
 
 
-def codec_for_payload(payload: Payload, model: str | None = None, device: str = "cpu") -> Codec:
-    """The codec that decodes ``payload``: the shipped model it names, or ``model`` when the user gives one;
+def weights_for_payload(payload: Payload, model: str | None = None) -> LoadedWeights:
+    """The weights that decode ``payload``: the shipped model it names, or ``model`` when the user gives one;
     the weights' hash must match the file's. A file's model id is data: it is never opened as a path."""
-    decoder_family = family(payload.codec)
+    family(payload.codec)  # an unknown family fails before any weights are looked up
     if model is not None:
         weights = resolve_weights(model, payload.codec)
     else:
@@ -76,4 +80,4 @@ def codec_for_payload(payload: Payload, model: str | None = None, device: str = 
             f"the file was encoded with weights {payload.weights_hash.hex()} of model {payload.model_id!r}, "
             f"but the available weights are {weights.weights_hash.hex()}"
         )
-    return decoder_family.load_codec_class().from_weights(weights, device)
+    return weights

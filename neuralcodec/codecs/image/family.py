@@ -80,4 +80,5 @@ def _codec_class() -> type:
 
 
 FAMILY = Family(name=NAME, summary="lossy images (PNG, JPEG, WebP, BMP, TIFF...): mean-scale hyperprior",
-                sniff=sniff, options=ImageOptions, load_codec_class=_codec_class, trainer=TRAINER)
+                sniff=sniff, options=ImageOptions, load_codec_class=_codec_class,
+                decoded_suffix=lambda payload: ".png", trainer=TRAINER)
