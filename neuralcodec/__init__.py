@@ -6,6 +6,8 @@ Public API::
     neuralcodec.list_models()
     stats = neuralcodec.encode_file("photo.png", "photo.ncd", quality=3)
     neuralcodec.decode_file("photo.ncd", "photo-decoded.png")
+    data = neuralcodec.compress(Image.open("photo.png"), quality=3)  # the bytes `codec encode` writes
+    image = neuralcodec.decompress(data)                               # a Pillow image
     codec = neuralcodec.load("hyperprior-vr9c-n96")  # a codec object with compress()/decompress()
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 # MKL's strict reproducibility mode: BLAS results that do not depend on the thread count (small
 # convolutions otherwise split their sums across threads), so that a decoder on any number of threads
@@ -21,7 +24,8 @@ from pathlib import Path
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
-__all__ = ["load", "encode_file", "decode_file", "list_models", "__version__"]
+__all__ = ["load", "encode_file", "decode_file", "compress", "decompress", "decompress_batch", "list_models",
+           "__version__"]
 
 
 def list_models() -> list:
@@ -57,3 +61,17 @@ def decode_file(source: str | Path, target: str | Path, model: str | None = None
     from neuralcodec.api import decode_path
 
     return decode_path(Path(source), Path(target), model=model, device=device)
+
+
+
+IN_MEMORY = ("compress", "decompress", "decompress_batch")
+"""The in-memory API (images to .ncd bytes and back), defined in :mod:`neuralcodec.memory` and imported
+at first use, as torch is."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in IN_MEMORY:
+        from neuralcodec import memory
+
+        return getattr(memory, name)
+    raise AttributeError(f"module 'neuralcodec' has no attribute {name!r}")

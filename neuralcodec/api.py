@@ -7,17 +7,19 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from neuralcodec import container
-from neuralcodec.codecs.base import EncodeOptions, Family
-from neuralcodec.codecs.registry import build_codec, codec_for_payload, family, family_for_input, resolve_weights
+from neuralcodec.codecs.base import Codec, EncodeOptions, EncodeResult, Family
+from neuralcodec.codecs.registry import build_codec, family, family_for_input, resolve_weights, weights_for_payload
 from neuralcodec.container import Payload
 from neuralcodec.errors import InputError
 from neuralcodec.fileio import atomic_write_bytes, check_output_path, ensure_not_same_file
 from neuralcodec.limits import Limits
-from neuralcodec.pretrained import compact_models
+from neuralcodec.pretrained import LoadedWeights, compact_models
 
 
 def family_options(chosen: Family, given: dict[str, Any]) -> EncodeOptions:
@@ -54,16 +56,27 @@ def encode_to_bytes(source: Path, model: str | None = None, codec: str | None = 
         raise InputError(f"input not found: {source}")
     if model is None and codec is None:
         codec = family_for_input(source).name
-    weights = resolve_weights(model, codec)
-    chosen = family(weights.codec)
-    encode_options = family_options(chosen, options)
-    file_codec = build_codec(chosen, weights, encode_options.device)
+    file_codec, encode_options = prepared_encoder(model, codec, options)
     result = file_codec.encode_file(source, encode_options)
     data = container.serialize(result.payload, result.compact_code)
+    return data, encode_stats(result, data)
+
+
+def prepared_encoder(model: str | None, codec: str | None, options: dict[str, Any]) -> tuple[Codec, EncodeOptions]:
+    """The codec that ``model`` / ``codec`` name (built once per process, see :func:`bound_codec`) and its
+    family's options filled with ``options``."""
+    weights = resolve_weights(model, codec)
+    encode_options = family_options(family(weights.codec), options)
+    return bound_codec(weights, encode_options.device), encode_options
+
+
+def encode_stats(result: EncodeResult, data: bytes) -> dict:
+    """What ``codec encode`` reports for ``result`` written as ``data``: codec, model, bytes, the family's
+    numbers, and bits per pixel."""
     stats = {"codec": result.payload.codec, "model": result.payload.model_id, "bytes": len(data), **result.stats}
     if result.pixels:
         stats["bpp"] = round(8 * len(data) / result.pixels, 5)
-    return data, stats
+    return stats
 
 
 def decode_path(source: Path, target: Path, model: str | None = None, device: str = "cpu",
@@ -81,9 +94,33 @@ def decode_bytes(data: bytes, target: Path, model: str | None = None, device: st
     return decode_payload(container.read(data, limits, compact_models()), target, model, device, limits)
 
 
-def decode_payload(payload: Payload, target: Path, model: str | None, device: str, limits: Limits) -> dict:
-    """Decode a parsed payload to ``target`` with the codec its header names (or ``model``); the sizes the
-    header declares are checked against ``limits`` before any model loads."""
+def decode_payload(payload: Payload, target: Path, model: str | None = None, device: str = "cpu",
+                   limits: Limits = Limits()) -> dict:
+    """Decode ``payload`` (read from an .ncd file) to ``target`` with the weights it names (or ``model``); the
+    sizes its header declares are checked against ``limits`` before any model loads."""
     family(payload.codec).check_header(payload, limits)
-    file_codec = codec_for_payload(payload, model, device)
+    file_codec = bound_codec(weights_for_payload(payload, model), device)
     return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}
+
+
+_KEPT_CODECS = 4
+_codecs: OrderedDict[tuple[str, int | None, str], Codec] = OrderedDict()
+_codecs_lock = threading.Lock()
+
+
+def bound_codec(weights: LoadedWeights, device: str) -> Codec:
+    """The codec of ``weights`` on ``device``, built at its first use and kept (the last few): coding many
+    files or images in one process pays a model's startup once. Codecs hold no per-file state; the key is
+    what a codec is built from: the weights' sha256 (weights that change on disk are rebuilt), their
+    compact code (from the registry) and the device."""
+    key = (weights.sha256, weights.compact_code, str(device))
+    with _codecs_lock:
+        if key in _codecs:
+            _codecs.move_to_end(key)
+            return _codecs[key]
+    built = build_codec(weights, device)
+    with _codecs_lock:
+        _codecs[key] = built
+        while len(_codecs) > _KEPT_CODECS:
+            _codecs.popitem(last=False)
+    return built

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neuralcodec import __version__
 from neuralcodec.codecs import registry
@@ -21,9 +24,13 @@ from neuralcodec.limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, Limits
 from neuralcodec.perception.trainers import TRAINERS as PERCEPTION_TRAINERS
 from neuralcodec.train.arguments import DefaultsHelpFormatter, Trainer, add_common_arguments, train_config
 
+if TYPE_CHECKING:
+    from neuralcodec.batch import Outcome
+
 EPILOG = """examples:
   codec encode photo.png photo.ncd --quality 3 --verify
   codec decode photo.ncd photo-decoded.png
+  codec encode photos/ -o encoded/ --codec image-hyperprior   (each image to encoded/NAME.ncd, one process)
   codec info photo.ncd --json
   codec models
   codec train image-hyperprior --data photos/ --out runs/my-codec --steps 20000
@@ -36,15 +43,38 @@ EPILOG = """examples:
 """
 
 
+ENCODE_USAGE = "codec encode [options] INPUT OUTPUT\n       codec encode [options] INPUT [INPUT ...] -o DIR"
+ENCODE_DESCRIPTION = """Compress files into .ncd files with a learned codec.
+
+codec encode INPUT OUTPUT      one input, one .ncd file. A folder INPUT is ONE input: the frames of a
+                               video, or same-size grey images for the lossless codec (one file).
+codec encode INPUT... -o DIR   each input on its own, to DIR/NAME.ncd, in one process (the model loads
+                               once): exactly the files `codec encode INPUT DIR/NAME.ncd` writes. A folder
+                               stands for the files directly in it that the --codec / --model family
+                               encodes (without either: that any family encodes), each coded on its own;
+                               each file goes to the family that claims it, as a single input would.
+                               A file that fails is reported on one line and the others are still coded;
+                               the exit code is then 2. A progress bar goes to stderr, a summary line
+                               (files, bytes, mean bpp, seconds) to stdout; with --json, one JSON line per
+                               file and the summary as the last line."""
+DECODE_USAGE = "codec decode [options] INPUT OUTPUT\n       codec decode [options] INPUT [INPUT ...] -o DIR"
+DECODE_DESCRIPTION = """Decompress .ncd files.
+
+codec decode INPUT OUTPUT      the output format follows OUTPUT's extension.
+codec decode INPUT... -o DIR   each .ncd file on its own, in one process, to DIR/NAME in its family's
+                               natural format: NAME.png (an image; a single lossless image), NAME.y4m (a
+                               video), NAME/ (a folder of PNGs: many lossless images). A folder stands for
+                               the .ncd files directly in it. Failures, exit code, progress and summary as
+                               for `codec encode INPUT... -o DIR`."""
+
+
 def _add_encode(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="compress a file into an .ncd file",
-                       description="Compress an image into an .ncd file with a learned codec.")
-    p.add_argument("input", type=Path, help="input image (PNG, JPEG, WebP, BMP, TIFF...); a video (Y4M natively; MP4, "
-                                            "MKV, AVI... through ffmpeg; a folder of colour frames); "
-                                            "for the lossless codec an IDX file (*-ubyte[.gz]) or a folder of "
-                                            "same-size grayscale images")
-    p.add_argument("output", type=Path, help="output .ncd file (written atomically); - writes it to standard output "
-                                             "(the statistics then go to standard error)")
+    p = sub.add_parser("encode", help="compress files into .ncd files", usage=ENCODE_USAGE,
+                       description=ENCODE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_paths(p, "INPUT: an image (PNG, JPEG, WebP, BMP, TIFF...); a video (Y4M natively; MP4, MKV, AVI... "
+                  "through ffmpeg; a folder of colour frames); for the lossless codec an IDX file (*-ubyte[.gz]) "
+                  "or a folder of same-size grayscale images. OUTPUT: the .ncd file (written atomically; - writes "
+                  "it to standard output, the statistics then go to standard error)")
     p.add_argument("--model", "-m", default=None, help="shipped model id (see `codec models`) or a .safetensors path")
     p.add_argument("--codec", "-c", default=None, choices=[f.name for f in registry.FAMILIES], metavar="FAMILY",
                    help="codec family (default: chosen from the input: " + "; ".join(f"{f.name}: {f.summary}"
@@ -66,6 +96,20 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
 
 def _limits(args: argparse.Namespace) -> Limits:
     return Limits(max_pixels=args.max_pixels, max_frames=args.max_frames)
+
+
+def _add_paths(p: argparse.ArgumentParser, paths_help: str) -> None:
+    """The paths of `codec encode` / `codec decode`: INPUT OUTPUT, or inputs and an output folder."""
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help=paths_help)
+    p.add_argument("--output-dir", "-o", type=Path, default=None, metavar="DIR",
+                   help="code every PATH on its own into this folder (created if missing); see above")
+
+
+def _input_output(args: argparse.Namespace) -> None:
+    """Without --output-dir, the two paths become ``args.input`` and ``args.output``."""
+    if len(args.paths) != 2:
+        raise InputError(f"expected INPUT OUTPUT, or INPUT... -o DIR; got {len(args.paths)} path(s) and no -o")
+    args.input, args.output = args.paths
 
 
 def _family_cli_options() -> dict[str, dataclasses.Field]:
@@ -92,13 +136,11 @@ def _family_option_values(args: argparse.Namespace) -> dict:
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decode", help="decompress an .ncd file",
-                       description="Decompress an .ncd file; the output format follows the extension.")
-    p.add_argument("input", type=Path, help="input .ncd file (- reads it from standard input)")
-    p.add_argument("output", type=Path, help="output file, e.g. out.png, or for many images an IDX file "
-                                             "(*-ubyte[.gz]) or a new folder; for video out.y4m, a lossless "
-                                             "out.mp4/out.mkv (ffmpeg) or a new folder of PNG frames "
-                                             "(written atomically)")
+    p = sub.add_parser("decode", help="decompress .ncd files", usage=DECODE_USAGE,
+                       description=DECODE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_paths(p, "INPUT: an .ncd file (- reads it from standard input). OUTPUT: e.g. out.png, or for many images an IDX file (*-ubyte[.gz]) or a "
+                  "new folder; for video out.y4m, a lossless out.mp4/out.mkv (ffmpeg) or a new folder of PNG "
+                  "frames (written atomically)")
     p.add_argument("--model", "-m", default=None, help="weights to decode with, when not a shipped model (.safetensors)")
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
     _add_limit_options(p)
@@ -208,6 +250,10 @@ def _print_stats(stats: dict, as_json: bool, stream=None) -> None:
 def _run_encode(args: argparse.Namespace) -> None:
     from neuralcodec.api import encode_path, encode_to_bytes
 
+    if args.output_dir is not None:
+        _run_batch(args)
+        return
+    _input_output(args)
     options = dict(model=args.model, codec=args.codec, verify=args.verify, device=args.device, limits=_limits(args),
                    **_family_option_values(args))
     if str(args.output) == "-":
@@ -222,6 +268,10 @@ def _run_encode(args: argparse.Namespace) -> None:
 def _run_decode(args: argparse.Namespace) -> None:
     from neuralcodec.api import decode_bytes, decode_path
 
+    if args.output_dir is not None:
+        _run_batch(args)
+        return
+    _input_output(args)
     limits = _limits(args)
     if str(args.input) == "-":
         stats = decode_bytes(_stdin_bytes(limits.max_file_bytes), args.output, args.model, args.device, limits)
@@ -235,6 +285,47 @@ def _stdin_bytes(max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise LimitExceededError(f"standard input holds more than the limit of {max_bytes} bytes")
     return data
+
+
+def _run_batch(args: argparse.Namespace) -> None:
+    """`codec encode|decode INPUT... -o DIR`: every input on its own, one line per failure, a summary."""
+    from neuralcodec import batch
+
+    started = time.perf_counter()
+    if args.command == "encode":
+        sources = batch.encode_sources(args.paths, args.model, args.codec)
+        options = {"verify": args.verify, "device": args.device, "limits": _limits(args), **_family_option_values(args)}
+        code = functools.partial(batch.encode_one, folder=args.output_dir, model=args.model, codec=args.codec,
+                                 options=options)
+    else:
+        sources = batch.decode_sources(args.paths)
+        code = functools.partial(batch.decode_one, folder=args.output_dir, model=args.model, device=args.device,
+                                 limits=_limits(args))
+    batch.output_folder(args.output_dir)
+
+    outcomes = batch.run(sources, code, f"{args.command[:-1]}ing", functools.partial(_report_outcome, args),
+                         debug=args.debug)
+    result = batch.summary(outcomes, time.perf_counter() - started)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        bpp = f", mean {result['mean_bpp']} bpp" if result["mean_bpp"] is not None else ""
+        print(f"{args.command}d {result['files']} file(s) into {args.output_dir}, {result['failed']} failed: "
+              f"{result['bytes']} bytes{bpp}, {result['seconds']} s")
+    if result["failed"]:
+        raise NeuralCodecError(f"{result['failed']} of {len(outcomes)} file(s) failed (listed above)")
+
+
+def _report_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
+    """A failure as one line on stderr; with --json, a success as one JSON line on stdout (past the progress bar)."""
+    from tqdm import tqdm
+
+    if outcome.error is not None:
+        named = "" if str(outcome.source) in outcome.error else f"{outcome.source}: "
+        tqdm.write(f"codec {args.command}: error: {named}{outcome.error}", file=sys.stderr)
+    elif args.json:
+        tqdm.write(json.dumps({"input": str(outcome.source), "output": str(outcome.target), **outcome.stats}),
+                   file=sys.stdout)
 
 
 def _run_info(args: argparse.Namespace) -> None:

@@ -56,7 +56,8 @@ def sniff(path: Path) -> int:
 
 
 DUMMY = Family(name=ZlibCodec.name, summary="test family", sniff=sniff, options=ZlibOptions,
-               load_codec_class=lambda: ZlibCodec, check_header=lambda payload, limits: None)
+               load_codec_class=lambda: ZlibCodec, check_header=lambda payload, limits: None,
+               decoded_suffix=lambda payload: ".dummy")
 
 
 @pytest.fixture
@@ -76,6 +77,8 @@ def test_a_registered_family_encodes_and_decodes_through_the_cli(tmp_path: Path,
     assert main(["encode", str(source), str(tmp_path / "b.ncd"), "--model", str(dummy_weights)]) == 0
     assert main(["decode", str(tmp_path / "a.ncd"), str(tmp_path / "back.dummy"), "--model", str(dummy_weights)]) == 0
     assert (tmp_path / "back.dummy").read_bytes() == source.read_bytes()
+    assert main(["decode", str(tmp_path / "a.ncd"), "-o", str(tmp_path / "many"), "--model", str(dummy_weights)]) == 0
+    assert (tmp_path / "many" / "a.dummy").read_bytes() == source.read_bytes()  # the family's decoded_suffix
     assert (tmp_path / "a.ncd").stat().st_size != (tmp_path / "b.ncd").stat().st_size  # the family's own flag
     assert registry.family_for_input(source) is DUMMY
     capsys.readouterr()

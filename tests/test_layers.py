@@ -28,6 +28,8 @@ LAYERS = [
     "neuralcodec.codecs.registry",
     "neuralcodec.eval",
     "neuralcodec.api",
+    "neuralcodec.memory",
+    "neuralcodec.batch",
     "neuralcodec.demo",
     "neuralcodec.cli",
     "neuralcodec.__main__",

@@ -92,4 +92,6 @@ class Family:
     check_header: Callable[[Payload, Limits], None]
     """Checks the sizes a file's header declares against the limits, before the codec (and torch) loads:
     LimitExceededError / CorruptFileError, so a hostile header fails at once."""
+    decoded_suffix: Callable[[Payload], str]
+    """The suffix of what a payload decodes to by default ("" for a folder): ``codec decode -o DIR`` names."""
     trainer: Trainer | None = None

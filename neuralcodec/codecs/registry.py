@@ -53,25 +53,13 @@ def resolve_weights(model: str | None, codec: str | None) -> LoadedWeights:
 
 def load_codec(model: str | None = None, codec: str | None = None, device: str = "cpu") -> Codec:
     """A ready codec: ``model`` (id or weights path) and/or ``codec`` family name."""
-    weights = resolve_weights(model, codec)
-    return build_codec(family(weights.codec), weights, device)
+    return build_codec(resolve_weights(model, codec), device)
 
 
-def build_codec(chosen: Family, weights: LoadedWeights, device: str = "cpu") -> Codec:
-    """``chosen``'s codec with ``weights`` on ``device`` (checked first: InputError for a device that does
-    not exist or is not available here). The last few codecs built are kept: building one costs more than
-    coding a small file, and a codec is not changed by coding."""
-    key = (chosen.name, weights.model_id, weights.sha256, checked_device(device))
-    codec = _BUILT.pop(key, None) or chosen.load_codec_class().from_weights(weights, key[-1])
-    _BUILT[key] = codec
-    while len(_BUILT) > _KEEP_BUILT:
-        del _BUILT[next(iter(_BUILT))]
-    return codec
-
-
-_KEEP_BUILT = 4
-_BUILT: dict[tuple[str, str, str, str], Codec] = {}
-"""Recently built codecs, least recently used first."""
+def build_codec(weights: LoadedWeights, device: str = "cpu") -> Codec:
+    """The codec of ``weights``' family bound to them, on ``device`` (checked first: InputError for a device
+    that does not exist or is not available here)."""
+    return family(weights.codec).load_codec_class().from_weights(weights, checked_device(device))
 
 
 def checked_device(name: str) -> str:
@@ -91,10 +79,10 @@ def checked_device(name: str) -> str:
     return name
 
 
-def codec_for_payload(payload: Payload, model: str | None = None, device: str = "cpu") -> Codec:
-    """The codec that decodes ``payload``: the shipped model it names, or ``model`` when the user gives one;
+def weights_for_payload(payload: Payload, model: str | None = None) -> LoadedWeights:
+    """The weights that decode ``payload``: the shipped model it names, or ``model`` when the user gives one;
     the weights' hash must match the file's. A file's model id is data: it is never opened as a path."""
-    decoder_family = family(payload.codec)
+    family(payload.codec)  # an unknown family fails before any weights are looked up
     if model is not None:
         weights = resolve_weights(model, payload.codec)
     else:
@@ -110,4 +98,4 @@ def codec_for_payload(payload: Payload, model: str | None = None, device: str = 
             f"the file was encoded with weights {payload.weights_hash.hex()} of model {payload.model_id!r}, "
             f"but the available weights are {weights.weights_hash.hex()}"
         )
-    return build_codec(decoder_family, weights, device)
+    return weights

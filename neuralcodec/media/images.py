@@ -57,6 +57,16 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
         return _normalize(ImageOps.exif_transpose(image))
 
 
+def from_pil(image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """A Pillow image given in memory, under the same policy as a file read by :func:`read_image`."""
+    _check_size("the image", image.size, max_pixels)
+    try:
+        image.load()
+        return _normalize(ImageOps.exif_transpose(image))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"the image cannot be decoded: {error}") from error
+
+
 @contextlib.contextmanager
 def opened_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Image.Image]:
     """``path`` opened with Pillow after checking its declared size; Pillow's errors (also while the
@@ -80,7 +90,7 @@ def opened_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iter
         raise InputError(f"{path} is truncated or corrupt: {error}") from error
 
 
-def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+def _check_size(path: str | Path, size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width < 1 or height < 1:
         raise InputError(f"{path} has an empty size {width}x{height}")

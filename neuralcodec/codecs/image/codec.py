@@ -227,7 +227,13 @@ class ImageHyperpriorCodec:
     # ------------------------------------------------------------------ files
     def encode_file(self, source: Path, options: ImageOptions) -> EncodeResult:
         started = time.perf_counter()
-        image = read_image(source, max_pixels=options.limits.max_pixels)
+        result = self.encode_image(read_image(source, max_pixels=options.limits.max_pixels), options)
+        result.stats["seconds"] = round(time.perf_counter() - started, 3)
+        return result
+
+    def encode_image(self, image: DecodedImage, options: ImageOptions) -> EncodeResult:
+        """Compress an image already read (from a file, or given in memory): the payload as written."""
+        started = time.perf_counter()
         x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].float() / 255.0
         payload, x_hat, stats = self.compress(x, options.quality, refine_steps=options.refine_steps, progress=True)
         payload.metadata["grayscale"] = image.grayscale
@@ -251,12 +257,17 @@ class ImageHyperpriorCodec:
 
     def decode_file(self, payload: Payload, target: Path, limits: Limits) -> dict:
         started = time.perf_counter()
+        image = self.decode_image(payload, limits)
+        write_image(target, image)
+        return {"width": image.width, "height": image.height, "seconds": round(time.perf_counter() - started, 3)}
+
+    def decode_image(self, payload: Payload, limits: Limits = Limits()) -> DecodedImage:
+        """Inverse of :meth:`encode_image`: 8-bit colour with the grayscale flag and alpha plane of the input."""
         payload = image_compact.unpack(payload)
         rgb = to_uint8_image(self.decompress(payload, limits))
         height, width = rgb.shape[:2]
         alpha = decode_alpha(payload.sections["alpha"], height, width) if "alpha" in payload.sections else None
-        write_image(target, DecodedImage(rgb=rgb, grayscale=bool(payload.metadata.get("grayscale", False)), alpha=alpha))
-        return {"width": width, "height": height, "seconds": round(time.perf_counter() - started, 3)}
+        return DecodedImage(rgb=rgb, grayscale=bool(payload.metadata.get("grayscale", False)), alpha=alpha)
 
 
 def model_from_weights(weights: LoadedWeights) -> ImageHyperprior:

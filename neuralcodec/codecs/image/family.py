@@ -82,4 +82,4 @@ def _codec_class() -> type:
 
 FAMILY = Family(name=NAME, summary="lossy images (PNG, JPEG, WebP, BMP, TIFF...): mean-scale hyperprior",
                 sniff=sniff, options=ImageOptions, load_codec_class=_codec_class,
-                check_header=check_header, trainer=TRAINER)
+                check_header=check_header, decoded_suffix=lambda payload: ".png", trainer=TRAINER)

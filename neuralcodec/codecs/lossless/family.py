@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from neuralcodec.codecs.lossless.header import check_header
 from neuralcodec.codecs.base import SNIFF_CONTENT, SNIFF_NO, Family
 from neuralcodec.codecs.lossless.options import LosslessOptions
+from neuralcodec.container import Payload
 from neuralcodec.media.idx import is_idx_path
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files, probe_gray_size
 from neuralcodec.pretrained import list_models
@@ -56,6 +57,11 @@ TRAINER = Trainer(
 )
 
 
+def _decoded_suffix(payload: Payload) -> str:
+    """One image decodes to a PNG; several (an IDX file or a folder was coded) to a folder of PNGs."""
+    return "" if "count" in payload.metadata else ".png"
+
+
 def _codec_class() -> type:
     from neuralcodec.codecs.lossless.codec import LosslessCircuitCodec
 
@@ -64,4 +70,4 @@ def _codec_class() -> type:
 
 FAMILY = Family(name=NAME, summary="lossless 8-bit grey images of a fixed size (IDX files, folders): HCLT circuits",
                 sniff=sniff, options=LosslessOptions, load_codec_class=_codec_class,
-                check_header=check_header, trainer=TRAINER)
+                check_header=check_header, decoded_suffix=_decoded_suffix, trainer=TRAINER)
