@@ -18,7 +18,7 @@ from PIL import Image
 from neuralcodec import container
 from neuralcodec.api import bound_codec, prepared_encoder
 from neuralcodec.codecs.image.family import NAME as IMAGE_CODEC
-from neuralcodec.codecs.registry import weights_for_payload
+from neuralcodec.codecs.registry import family, weights_for_payload
 from neuralcodec.errors import InputError
 from neuralcodec.limits import Limits
 from neuralcodec.media.arrays import image_from_array
@@ -76,6 +76,7 @@ def _decoded(data: bytes, model: str | None, device: str, limits: Limits) -> Dec
     if payload.codec != IMAGE_CODEC:
         raise InputError(f"this is a {payload.codec} file; only {IMAGE_CODEC} files decode in memory: "
                          f"use neuralcodec.decode_file(source, target) or `codec decode`")
+    family(IMAGE_CODEC).check_header(payload, limits)
     return bound_codec(weights_for_payload(payload, model), device).decode_image(payload, limits)
 
 
