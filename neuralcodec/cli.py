@@ -40,6 +40,7 @@ EPILOG = """examples:
   codec encode clip.y4m clip.ncd --quality 3 --gop 10 && codec decode clip.ncd decoded.y4m
   codec train video-st --data clips/ --synthetic-from photos/ --out runs/my-video --steps 4000
   codec eval --codecs jpeg,webp,avif,hevc,hyperprior --data kodak/ --out results/kodak
+  codec import-compressai checkpoint.pth.tar --arch mbt2018-mean --out mine.safetensors
 """
 
 
@@ -176,6 +177,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         trainer.add_arguments(t)
 
 
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-compressai", help="convert a CompressAI hyperprior checkpoint into a weights file",
+                       description="Convert a CompressAI checkpoint (examples/train.py's, or a saved state_dict) "
+                                   "into a single-rate model for `codec encode/decode --model` and `codec eval`. "
+                                   "CompressAI need not be installed.")
+    p.add_argument("checkpoint", type=Path, help="checkpoint file (read with torch.load(weights_only=True))")
+    p.add_argument("--arch", required=True, help="the checkpoint's CompressAI architecture: bmshj2018-hyperprior or "
+                                                 "mbt2018-mean (context models are not supported)")
+    p.add_argument("--out", type=Path, required=True, help="output weights file (.safetensors; model id: its stem)")
+    p.add_argument("--lmbda", type=float, default=None,
+                   help="the rate-distortion trade-off the model was trained for, which `codec encode --refine` "
+                        "uses (default 0.013, CompressAI's MSE quality 4)")
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="sweep codecs: rate, distortion, BD-rate and machine-perception quality",
                        description="Encode and decode every sample with each codec at each of its quality settings; "
@@ -235,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuralcodec {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_encode, _add_decode, _add_info, _add_models, _add_train, _add_eval):
+    for add in (_add_encode, _add_decode, _add_info, _add_models, _add_train, _add_eval, _add_import):
         add(sub)
     return parser
 
@@ -389,8 +404,16 @@ def _run_eval(args: argparse.Namespace) -> None:
     print((args.out / "summary.md").read_text(encoding="utf-8"))
 
 
+def _run_import(args: argparse.Namespace) -> None:
+    from neuralcodec.codecs.image.compressai_import import import_compressai
+
+    written = import_compressai(args.checkpoint, args.arch, args.out, args.lmbda)
+    _print_stats(written, as_json=False)
+    print(f"use it: codec encode IMAGE OUT.ncd --model {args.out}")
+
+
 COMMANDS = {"encode": _run_encode, "decode": _run_decode, "info": _run_info, "models": _run_models,
-            "train": _run_train, "eval": _run_eval}
+            "train": _run_train, "eval": _run_eval, "import-compressai": _run_import}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -244,3 +244,8 @@ def test_models_with_a_compact_code_write_few_byte_headers(tiny_weights: Path, t
     decode_path(tmp_path / "face-regular.ncd", tmp_path / "b.png", model=str(tiny_weights))
     a, b = np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))
     assert a.ndim == 2 and np.array_equal(a, b)  # grey comes back grey, identical to the regular file's decoding
+
+
+def test_weights_with_an_unknown_hyper_layout_are_refused():
+    with pytest.raises(InputError, match="unknown hyper-transform layout 'bogus'"):
+        HyperpriorConfig.from_dict({**HyperpriorConfig().to_dict(), "hyper_layout": "bogus"})

@@ -3,11 +3,16 @@
 Layouts follow Ballé et al. 2018 (GDN transforms, 5x5 stride-2 convolutions) and the mean-scale
 hyper-synthesis of Minnen et al. 2018. Every transform here downsamples or upsamples by a power of two;
 ``ANALYSIS_STRIDE`` and ``HYPER_STRIDE`` say by how much, so callers know what to pad inputs to.
+The hyper transforms come in the layouts of :data:`HYPER_LAYOUTS`; the module indexes of their
+convolutions are CompressAI's (after the leading ``|y|`` of the ``bmshj2018`` hyper-analysis).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from neuralcodec.errors import InputError
 
 from neuralcodec.codecs.common.gdn import GDN
 
@@ -16,6 +21,12 @@ ANALYSIS_STRIDE = 16
 
 HYPER_STRIDE = 4
 """Extra downsampling of :func:`hyper_analysis` on top of the analysis transform."""
+
+HYPER_LAYOUTS = ("ramp", "bmshj2018", "mbt2018")
+"""Layouts of the hyper transforms. ``ramp`` (this project's): LeakyReLU, the hyper-synthesis widening
+from n to its output in two equal steps. ``bmshj2018`` (CompressAI's ``bmshj2018-hyperprior``): the
+hyper-analysis sees ``|y|``, ReLU, width n throughout, a ReLU on the output (scales). ``mbt2018``
+(CompressAI's ``mbt2018-mean``): LeakyReLU, hyper-synthesis widths out/2 and 3·out/4 (M and 3M/2)."""
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -43,23 +54,43 @@ def synthesis_transform(m: int, n: int, out_ch: int) -> nn.Sequential:
     )
 
 
-def hyper_analysis(m: int, n: int) -> nn.Sequential:
-    """h_a: latent (m, h, w) -> hyper-latent (n, h/4, w/4)."""
+class Magnitude(nn.Module):
+    """``|x|``: the input of the ``bmshj2018`` hyper-analysis."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.abs(x)
+
+
+def check_hyper_layout(layout: str) -> str:
+    """``layout`` when it is one of :data:`HYPER_LAYOUTS` (InputError otherwise: it comes from weights files)."""
+    if layout not in HYPER_LAYOUTS:
+        raise InputError(f"unknown hyper-transform layout {layout!r} (known: {', '.join(HYPER_LAYOUTS)})")
+    return layout
+
+
+def _activation(layout: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if layout == "bmshj2018" else nn.LeakyReLU(inplace=True)
+
+
+def hyper_analysis(m: int, n: int, layout: str = "ramp") -> nn.Sequential:
+    """h_a: latent (m, h, w) -> hyper-latent (n, h/4, w/4), in one of the :data:`HYPER_LAYOUTS`."""
+    magnitude = [Magnitude()] if check_hyper_layout(layout) == "bmshj2018" else []
     return nn.Sequential(
-        _conv(m, n, kernel=3, stride=1), nn.LeakyReLU(inplace=True),
-        _conv(n, n), nn.LeakyReLU(inplace=True), _conv(n, n),
+        *magnitude, _conv(m, n, kernel=3, stride=1), _activation(layout),
+        _conv(n, n), _activation(layout), _conv(n, n),
     )
 
 
-def hyper_synthesis(n: int, out_ch: int) -> nn.Sequential:
-    """h_s: hyper-latent (n, h, w) -> entropy parameters (out_ch, 4h, 4w).
+def hyper_synthesis(n: int, out_ch: int, layout: str = "ramp") -> nn.Sequential:
+    """h_s: hyper-latent (n, h, w) -> entropy parameters (out_ch, 4h, 4w), in one of the :data:`HYPER_LAYOUTS`.
 
-    For the mean-scale model ``out_ch`` is ``2*M`` (means and scales); the width ramps from n to out_ch
-    as in Minnen et al. 2018.
+    For the mean-scale model ``out_ch`` is ``2*M`` (means and scales).
     """
-    mid = (n + out_ch) // 2
+    first, second = {"ramp": (n, (n + out_ch) // 2), "bmshj2018": (n, n),
+                     "mbt2018": (out_ch // 2, 3 * out_ch // 4)}[check_hyper_layout(layout)]
+    output = [nn.ReLU(inplace=True)] if layout == "bmshj2018" else []
     return nn.Sequential(
-        _deconv(n, n), nn.LeakyReLU(inplace=True),
-        _deconv(n, mid), nn.LeakyReLU(inplace=True),
-        _conv(mid, out_ch, kernel=3, stride=1),
+        _deconv(n, first), _activation(layout),
+        _deconv(first, second), _activation(layout),
+        _conv(second, out_ch, kernel=3, stride=1), *output,
     )

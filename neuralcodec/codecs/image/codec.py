@@ -101,7 +101,8 @@ class ImageHyperpriorCodec:
         if quality is None:
             quality = (levels + 1) / 2
         if not 1 <= quality <= levels:
-            raise InputError(f"quality must be between 1 and {levels} for this model, got {quality}")
+            allowed = "1 (it has a single rate)" if levels == 1 else f"between 1 and {levels}"
+            raise InputError(f"quality must be {allowed} for this model, got {quality}")
         return float(quality) - 1.0
 
     def _entropy_parameters(self, z_hat: torch.Tensor, level: float) -> tuple[np.ndarray, np.ndarray]:

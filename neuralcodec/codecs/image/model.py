@@ -20,6 +20,7 @@ from neuralcodec.codecs.common.transforms import (
     ANALYSIS_STRIDE,
     HYPER_STRIDE,
     analysis_transform,
+    check_hyper_layout,
     hyper_analysis,
     hyper_synthesis,
     synthesis_transform,
@@ -42,6 +43,11 @@ class HyperpriorConfig:
     mean_scale: bool = True
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     in_channels: int = 3
+    hyper_layout: str = "ramp"
+    """Layout of the hyper transforms (see :data:`~neuralcodec.codecs.common.transforms.HYPER_LAYOUTS`)."""
+
+    def __post_init__(self) -> None:
+        check_hyper_layout(self.hyper_layout)
 
     @property
     def levels(self) -> int:
@@ -79,8 +85,8 @@ class ImageHyperprior(nn.Module):
         n, m = config.n, config.m
         self.g_a = analysis_transform(config.in_channels, n, m)
         self.g_s = synthesis_transform(m, n, config.in_channels)
-        self.h_a = hyper_analysis(m, n)
-        self.h_s = hyper_synthesis(n, 2 * m if config.mean_scale else m)
+        self.h_a = hyper_analysis(m, n, config.hyper_layout)
+        self.h_s = hyper_synthesis(n, 2 * m if config.mean_scale else m, config.hyper_layout)
         self.latent_gain = GainUnit(config.levels, m, log_gains_for_lambdas(config.lambdas))
         self.hyper_gain = GainUnit(config.levels, n)
         self.entropy_bottleneck = FactorizedPrior(n)
