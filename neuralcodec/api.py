@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from neuralcodec import container
 from neuralcodec.codecs.base import Codec, EncodeOptions, EncodeResult, Family
 from neuralcodec.codecs.registry import build_codec, family, family_for_input, resolve_weights, weights_for_payload
 from neuralcodec.container import Payload
-from neuralcodec.errors import InputError
+from neuralcodec.errors import InputError, LimitExceededError
 from neuralcodec.fileio import atomic_write_bytes, check_output_path, ensure_not_same_file
 from neuralcodec.limits import Limits
 from neuralcodec.pretrained import LoadedWeights, compact_models
@@ -57,7 +59,8 @@ def encode_to_bytes(source: Path, model: str | None = None, codec: str | None = 
     if model is None and codec is None:
         codec = family_for_input(source).name
     file_codec, encode_options = prepared_encoder(model, codec, options)
-    result = file_codec.encode_file(source, encode_options)
+    with out_of_memory_as_limit(f"encoding {source}"):
+        result = file_codec.encode_file(source, encode_options)
     data = container.serialize(result.payload, result.compact_code)
     return data, encode_stats(result, data)
 
@@ -100,7 +103,24 @@ def decode_payload(payload: Payload, target: Path, model: str | None = None, dev
     sizes its header declares are checked against ``limits`` before any model loads."""
     family(payload.codec).check_header(payload, limits)
     file_codec = bound_codec(weights_for_payload(payload, model), device)
-    return {"codec": payload.codec, "model": payload.model_id, **file_codec.decode_file(payload, target, limits)}
+    with out_of_memory_as_limit(f"decoding to {target}"):
+        stats = file_codec.decode_file(payload, target, limits)
+    return {"codec": payload.codec, "model": payload.model_id, **stats}
+
+
+@contextlib.contextmanager
+def out_of_memory_as_limit(what: str) -> Iterator[None]:
+    """Running out of memory (Python's MemoryError, torch's failed allocations) as a LimitExceededError: the
+    machine's limit, reported in one line, not a bug."""
+    try:
+        yield
+    except MemoryError:
+        raise LimitExceededError(f"out of memory while {what}") from None
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error):
+            raise
+        detail = str(error).split("DefaultCPUAllocator: ")[-1].split(". Error code")[0]
+        raise LimitExceededError(f"out of memory while {what} ({detail})") from None
 
 
 _KEPT_CODECS = 4

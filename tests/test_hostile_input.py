@@ -230,3 +230,26 @@ def test_a_closed_pipe_ends_quietly() -> None:
     shell = f"{sys.executable} -m neuralcodec.cli models --json | true; echo ${{PIPESTATUS[0]}}"
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=env, timeout=120)
     assert result.stdout.strip() in ("0", "141") and "internal error" not in result.stderr
+
+
+# ------------------------------------------------------------------ found by the fuzz suite
+
+
+@pytest.mark.parametrize("value", [1.5, [1, 2], "x", True, -1])
+def test_a_malformed_index_check_is_a_corrupt_file(tmp_path: Path, value: object) -> None:
+    path = _crafted(tmp_path, "vr9c-q1.ncd", lambda p: p.metadata.update(index_crc_mask=value))
+    with pytest.raises(CorruptFileError, match="invalid index_crc_mask"):
+        api.decode_path(path, tmp_path / "out.png")
+
+
+def test_running_out_of_memory_is_a_limit_not_an_internal_error() -> None:
+    with pytest.raises(LimitExceededError, match=r"out of memory while decoding x \(can't allocate memory: you tried to allocate 8 bytes\)"):
+        with api.out_of_memory_as_limit("decoding x"):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 8 bytes. Error code 12 (Cannot allocate memory)")
+    with pytest.raises(LimitExceededError, match="out of memory while encoding y"):
+        with api.out_of_memory_as_limit("encoding y"):
+            raise MemoryError()
+    with pytest.raises(RuntimeError, match="something else"):
+        with api.out_of_memory_as_limit("decoding z"):
+            raise RuntimeError("something else")

@@ -25,9 +25,12 @@ def scale_index_crc(scales: np.ndarray) -> int:
     return zlib.crc32(scale_to_index(scales).astype(np.uint8).tobytes())
 
 
-def check_index_crc(scales: np.ndarray, expected: object, mask: int = 0xFFFFFFFF) -> None:
+def check_index_crc(scales: np.ndarray, expected: object, mask: object = 0xFFFFFFFF) -> None:
     """CorruptFileError unless the scale indexes rebuilt by a decoder have the encoder's CRC32 (the bits
-    of it in ``mask``: compact files keep 16)."""
+    of it in ``mask``: compact files keep 16); ``expected`` and ``mask`` come from the file and are checked."""
+    for name, value in (("index_crc", expected), ("index_crc_mask", mask)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+            raise CorruptFileError(f"invalid {name} {value!r} in the file header")
     if scale_index_crc(scales) & mask != expected:
         raise CorruptFileError(
             "entropy parameters differ from the encoder's (corrupt file, or a numeric mismatch between machines)"
