@@ -110,6 +110,11 @@ def _retired() -> dict[str, ModelInfo]:
     return _read_entries(RETIRED_PATH, SOURCE_RETIRED_DIR)
 
 
+def _known() -> dict[str, ModelInfo]:
+    """Shipped and retired models by id."""
+    return {**_retired(), **_registry()}
+
+
 def retired_model_dirs() -> list[Path]:
     """Where retired models' weights are looked for: the ``NEURALCODEC_MODELS`` folders, then
     ``models-retired/`` of a source checkout."""
@@ -144,7 +149,7 @@ def is_retired(model_id: str) -> bool:
 
 def get_model_info(model_id: str) -> ModelInfo:
     """The registry entry of ``model_id``, shipped or retired (UnknownModelError listing the known ids otherwise)."""
-    info = _registry().get(model_id) or _retired().get(model_id)
+    info = _known().get(model_id)
     if info is None:
         known = ", ".join(sorted(_registry())) or "none"
         raise UnknownModelError(f"no pretrained model named {model_id!r} (shipped: {known})")
@@ -192,8 +197,8 @@ class LoadedWeights:
 
     @property
     def compact_code(self) -> int | None:
-        """The code these weights have in compact files: shipped models that have one, unchanged weights only."""
-        info = _registry().get(self.model_id) or _retired().get(self.model_id)
+        """The code these weights have in compact files: registered models that have one, unchanged weights only."""
+        info = _known().get(self.model_id)
         return info.compact_code if info is not None and info.sha256 == self.sha256 else None
 
 
@@ -201,7 +206,7 @@ def compact_models() -> dict[int, CompactModel]:
     """Shipped and retired models that have a compact-file code, by code (what ``container.read`` resolves
     codes with: a retired model's file is still recognized, so decoding it can say how to get the weights)."""
     return {m.compact_code: CompactModel(m.codec, m.model_id, m.weights_hash)
-            for m in (*_registry().values(), *_retired().values()) if m.compact_code is not None}
+            for m in _known().values() if m.compact_code is not None}
 
 
 def load_weights_file(path: str | Path) -> LoadedWeights:
