@@ -3,21 +3,27 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
 
-.PHONY: demo test bench fuzz clean
+.PHONY: demo test bench fuzz wheel clean
 
 # the MPQ face study: every image codec, with the low end of each sweep pushed towards 0.1 bpp
 FACE_CODECS := jpeg,webp,avif,jpeg2000,jpegxl,hevc,av1,hyperprior
 FACE_QUALITIES := --qualities hevc=51,48,45,42,38,34,30,26 --qualities av1=63,60,57,52,46,40,34,28 \
 	--qualities jpegxl=15,12,10,8,6,4,3,2,1.5,1 --qualities jpeg2000=0.02,0.04,0.06,0.1,0.15,0.25,0.35,0.5,0.7,1,1.4
 
-$(STAMP): pyproject.toml
+# the demo needs only the base install; the tests need the test and eval extras too
+$(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(PY) -m pip install -e '.[test,eval]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(PY) -m neuralcodec.demo
 
 test: $(STAMP)
@@ -48,5 +54,10 @@ bench: $(STAMP)
 		--data ../shared/data/mnist/t10k-images-idx3-ubyte.gz --out benchmarks/results/mpq-mnist \
 		--codecs jpeg,webp,avif,jpeg2000,hyperprior --qualities jpeg2000=0.15,0.25,0.35,0.5,0.7,1,1.4,2
 
+# a stale build/ would put files removed since (retired weights) back into the wheel
+wheel:
+	rm -rf build
+	$(PYTHON) -m pip wheel . --no-deps -w dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output
+	rm -rf $(VENV) build dist *.egg-info demo-output

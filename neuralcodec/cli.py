@@ -156,6 +156,9 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list shipped pretrained models")
+    p.add_argument("--retired", action="store_true",
+                   help="list the retired models instead (not installed with the package; needed only to decode "
+                        "files made with them) and where their weights were found")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -366,6 +369,9 @@ def _run_info(args: argparse.Namespace) -> None:
 
 
 def _run_models(args: argparse.Namespace) -> None:
+    if args.retired:
+        _print_retired_models(args.json)
+        return
     from neuralcodec.pretrained import list_models
 
     models = list_models()
@@ -378,6 +384,23 @@ def _run_models(args: argparse.Namespace) -> None:
     for m in models:
         default = " (default)" if m.default_for else ""
         print(f"{m.model_id:<28} {m.codec:<18}{default} {m.description}")
+
+
+def _print_retired_models(as_json: bool) -> None:
+    from neuralcodec.pretrained import MODELS_ENV, retired_models, retired_weights_hint
+
+    models = retired_models()
+    rows = [{"id": m.model_id, "codec": m.codec, "replaced_by": m.retired.replaced_by, "why": m.retired.why,
+             "file": m.path.name, "sha256": m.sha256, "found": str(m.path) if m.path.is_file() else None,
+             "how_to_get": retired_weights_hint(m)} for m in models]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"retired models decode only files made with them; their weights are looked for in the folders of "
+          f"{MODELS_ENV} and in models-retired/ of a source checkout (or pass the file with --model)")
+    for row in rows:
+        where = f"found: {row['found']}" if row["found"] else f"not installed: {row['how_to_get']}"
+        print(f"{row['id']:<28} {row['codec']:<18} replaced by {row['replaced_by']}; {where}")
 
 
 def _run_train(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ task columns of `codec eval` reports, on generated data (the shipped-model check
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 from neuralcodec.cli import main
 from neuralcodec.media.idx import write_idx
-from neuralcodec.errors import InputError
+from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.eval.adapters import image_adapter
 from neuralcodec.eval.measure import measure_image
 from neuralcodec.metrics import ssim
@@ -201,7 +202,7 @@ def test_face_task_sweep_end_to_end(face_folder: Path, face_embedder: Path, tmp_
 
 
 def test_torchvision_task_agrees_with_itself_on_originals(tmp_path: Path, photo_png: Path):
-    import torchvision
+    torchvision = pytest.importorskip("torchvision")  # the eval extra
 
     torch.manual_seed(0)
     weights = tmp_path / "squeezenet.pth"
@@ -213,6 +214,12 @@ def test_torchvision_task_agrees_with_itself_on_originals(tmp_path: Path, photo_
         perception_task("classify", arch="resnet18", weights=str(weights))
     with pytest.raises(InputError, match="unknown torchvision"):
         perception_task("classify", arch="no_such_net", weights=str(weights))
+
+
+def test_torchvision_task_without_torchvision_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # what an install without the eval extra has
+    with pytest.raises(NeuralCodecError, match=r"classify --arch needs torchvision: pip install 'neuralcodec\[eval\]'"):
+        perception_task("classify", arch="resnet18", weights=str(tmp_path / "x.pth"))
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +191,27 @@ def test_round_trip_random_images(small_weights: Path):
     images = np.random.default_rng(5).integers(0, 256, (40, 8, 8), dtype=np.uint8)
     stream, _ = codec.compress(images)
     assert np.array_equal(codec.decompress(stream, 40), images)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_counts_images_on_a_terminal_only(small_weights: Path, terminal: bool,
+                                                       monkeypatch: pytest.MonkeyPatch):
+    codec = load_codec(str(small_weights))
+    images = digits(300, seed=3)
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    stream, _ = codec.compress(images, progress=True)
+    assert np.array_equal(codec.decompress(stream, len(images), progress=True), images)
+    shown = stderr.getvalue()
+    if terminal:
+        assert "encoding:" in shown and "decoding:" in shown and "/300 [" in shown and "image/s" in shown
+    else:
+        assert shown == ""
 
 
 def test_decoding_does_not_depend_on_threads(small_weights: Path):

@@ -42,12 +42,25 @@ def test_y4m_round_trip_keeps_size_rate_and_frames(tmp_path: Path):
     header = (tmp_path / "clip.y4m").read_bytes().split(b"\n", 1)[0]
     assert header == b"YUV4MPEG2 W70 H50 F30000:1001 Ip A1:1 C420jpeg"
     with open_video(tmp_path / "clip.y4m") as reader:
-        assert reader.info == VideoInfo(70, 50, Fraction(30000, 1001))
+        assert reader.info == VideoInfo(70, 50, Fraction(30000, 1001), len(frames))  # the count from the file size
         decoded = list(reader)
     assert len(decoded) == len(frames)
     # 4:2:0 loses chroma detail; these gradients are smooth, so the round trip stays close
     assert all(np.abs(a.astype(int) - b).mean() < 3 for a, b in zip(frames, decoded))
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file is left behind"
+
+
+def test_y4m_frame_count_is_unknown_when_markers_carry_parameters(tmp_path: Path):
+    with open_video_writer(tmp_path / "clip.y4m", VideoInfo(70, 50)) as writer:
+        for frame in moving_frames(3):
+            writer.write(frame)
+    data = (tmp_path / "clip.y4m").read_bytes()
+    (tmp_path / "tagged.y4m").write_bytes(data.replace(b"FRAME\n", b"FRAME Ip\n"))
+    with open_video(tmp_path / "tagged.y4m") as reader:
+        assert reader.info.frames is None and len(list(reader)) == 3
+    (tmp_path / "cut.y4m").write_bytes(data[:-1])
+    with open_video(tmp_path / "cut.y4m") as reader:
+        assert reader.info.frames is None
 
 
 def test_frame_folder_round_trip_is_lossless(tmp_path: Path):

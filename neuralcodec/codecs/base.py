@@ -19,6 +19,13 @@ from neuralcodec.pretrained import LoadedWeights
 from neuralcodec.train.arguments import Trainer
 
 
+def progress_bar(iterable: Any = None, *, show: bool, **options: Any) -> Any:
+    """A tqdm bar on stderr that goes away when done, shown only when ``show`` and stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=None if show else True, leave=False, **options)
+
+
 def cli_option(default: Any, *flags: str, **argparse_kwargs: Any) -> Any:
     """A field of an options dataclass that ``codec encode`` exposes as ``flags`` (argparse keywords:
     type, help, metavar...). Families that share an option name share the flag."""

@@ -14,7 +14,7 @@ from neuralcodec.codecs.lossless.family import FAMILY as LOSSLESS
 from neuralcodec.codecs.video.family import FAMILY as VIDEO
 from neuralcodec.container import Payload
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
-from neuralcodec.pretrained import LoadedWeights, default_model, load_named_weights, load_pretrained
+from neuralcodec.pretrained import LoadedWeights, default_model, is_retired, load_named_weights, load_pretrained
 
 FAMILIES: list[Family] = [
     IMAGE,
@@ -89,6 +89,8 @@ def weights_for_payload(payload: Payload, model: str | None = None) -> LoadedWei
         try:
             weights = load_pretrained(payload.model_id)
         except UnknownModelError as error:
+            if is_retired(payload.model_id):
+                raise  # its message already says how to get the weights
             raise UnknownModelError(f"{error}; if you have its weights, pass them with --model") from None
     if weights.codec != payload.codec:
         raise ModelMismatchError(f"the file is a {payload.codec} file, but model {weights.model_id!r} is a "

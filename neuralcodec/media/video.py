@@ -16,10 +16,11 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +34,8 @@ from neuralcodec.limits import Limits, check_dimensions
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, image_files
 
 Y4M_MAGIC = b"YUV4MPEG2"
+Y4M_FRAME = b"FRAME\n"
+"""A frame marker without parameters (what the writer writes)."""
 MAX_HEADER_BYTES = 4096
 DEFAULT_FPS = Fraction(25)
 VIDEO_SUFFIXES = (".y4m", ".mp4", ".mkv", ".avi", ".mov", ".webm")
@@ -49,7 +52,8 @@ _CHROMA = {"420jpeg": (2, 2), "420paldv": (2, 2), "420mpeg2": (2, 2), "420": (2,
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Frame size and rate of a video; ``frames`` is None when unknown before reading (streams)."""
+    """Frame size and rate of a video; ``frames`` is the count expected before reading (a Y4M file's size, the
+    container's count), None when unknown (streams, Y4M frames with parameters)."""
 
     width: int
     height: int
@@ -132,6 +136,16 @@ class Y4MReader(VideoReader):
         self._chroma_shape = None if factor is None else (-(-height // factor[1]), -(-width // factor[0]))
         chroma = 0 if factor is None else 2 * self._chroma_shape[0] * self._chroma_shape[1]
         self.frame_bytes = width * height + chroma
+        self.info = replace(self.info, frames=self._frame_count())
+
+    def _frame_count(self) -> int | None:
+        """The frame count the file's size implies when every frame has a plain FRAME marker, else None
+        (markers with parameters, a pipe)."""
+        status = os.fstat(self._handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        frames, leftover = divmod(status.st_size - self._handle.tell(), len(Y4M_FRAME) + self.frame_bytes)
+        return frames if leftover == 0 else None
 
     def _read_header(self) -> list[str]:
         line = self._handle.readline(MAX_HEADER_BYTES)
@@ -363,7 +377,7 @@ class Y4MWriter(VideoWriter):
     def _write(self, frame: np.ndarray) -> None:
         yuv = rgb_to_yuv(frame)
         planes = [yuv[..., 0]] + [_downsample(yuv[..., c], (2, 2)) for c in (1, 2)]
-        self._handle.write(b"FRAME\n")
+        self._handle.write(Y4M_FRAME)
         for plane in planes:
             self._handle.write(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
 

@@ -1,15 +1,21 @@
-"""Shipped pretrained weights and their registry (``models.json``).
+"""Shipped pretrained weights and their registry (``models.json``), and the retired models (``retired.json``).
 
 Every entry names its codec family, its safetensors file and that file's sha256, the architecture
 config, the recipe that produced it and the numbers measured with it. Weights are safetensors only
 (no pickle), and a file whose hash does not match the registry is refused.
+
+Retired models are superseded ones kept only to decode files made with them: their entries stay (so
+their files are recognized, compact codes included) but their weights are not in the package. They are
+looked up by file name in the folders of ``NEURALCODEC_MODELS`` and, in a source checkout, in
+``models-retired/`` at the repository root, and checked against the recorded sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,11 +31,26 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written, so the
 PRETRAINED_DIR = Path(__file__).resolve().parent
 REGISTRY_PATH = PRETRAINED_DIR / "models.json"
 RETIRED_PATH = PRETRAINED_DIR / "retired.json"
-"""Models that shipped once and were removed for space: id -> file, sha256, replaced_by, last_commit."""
+"""Models that shipped once and no longer do: registry entries plus ``retired`` (replaced_by, why, and
+last_commit for weights kept only in the git history)."""
+MODELS_ENV = "NEURALCODEC_MODELS"
+"""Environment variable: folders (``os.pathsep``-separated) holding weights files of retired models."""
+SOURCE_RETIRED_DIR = PRETRAINED_DIR.parents[1] / "models-retired"
+"""Where a source checkout keeps the retired models' weights (absent from an installed wheel)."""
 METADATA_KEY = "neuralcodec"
 """The safetensors metadata entry holding codec, model id and config as JSON."""
 HASH_BYTES = 8
 """Length of the weights-hash prefix stored in every .ncd file."""
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """Why a model no longer ships, and where its weights are kept."""
+
+    replaced_by: str
+    why: str
+    last_commit: str | None = None
+    """Set when the weights are only in the git history (at ``neuralcodec/pretrained/<file>`` of this commit)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,8 @@ class ModelInfo:
     model_id: str
     codec: str
     path: Path
+    """The weights file: in the package for a shipped model; for a retired one, where it was found (where a
+    source checkout keeps it when it was found nowhere)."""
     sha256: str
     config: dict
     description: str = ""
@@ -47,40 +70,66 @@ class ModelInfo:
     default_for: tuple[str, ...] = ()
     compact_code: int | None = None
     """Code of the model in compact (few-byte header) files, for models that code tiny payloads."""
+    retired: Retirement | None = None
 
     @property
     def weights_hash(self) -> bytes:
         return bytes.fromhex(self.sha256)[:HASH_BYTES]
 
 
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, ModelInfo]:
-    if not REGISTRY_PATH.exists():
+def _read_entries(path: Path, folder: Path) -> dict[str, ModelInfo]:
+    """The entries of a registry file, their weights files taken in ``folder``."""
+    if not path.exists():
         return {}
-    entries = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
+    entries = json.loads(path.read_text(encoding="utf-8"))
     return {
         model_id: ModelInfo(
             model_id=model_id,
             codec=entry["codec"],
-            path=PRETRAINED_DIR / entry["file"],
+            path=folder / entry["file"],
             sha256=entry["sha256"],
-            config=entry["config"],
+            config=entry.get("config", {}),
             description=entry.get("description", ""),
             recipe=entry.get("recipe", {}),
             measured=entry.get("measured", {}),
             default_for=tuple(entry.get("default_for", ())),
             compact_code=entry.get("compact_code"),
+            retired=Retirement(**entry["retired"]) if "retired" in entry else None,
         )
         for model_id, entry in entries.items()
     }
 
 
 @lru_cache(maxsize=1)
-def retired_models() -> dict[str, dict]:
-    """Models no longer shipped, with the last commit that has their weights file."""
-    if not RETIRED_PATH.exists():
-        return {}
-    return json.loads(RETIRED_PATH.read_text(encoding="utf-8"))
+def _registry() -> dict[str, ModelInfo]:
+    return _read_entries(REGISTRY_PATH, PRETRAINED_DIR)
+
+
+@lru_cache(maxsize=1)
+def _retired() -> dict[str, ModelInfo]:
+    return _read_entries(RETIRED_PATH, SOURCE_RETIRED_DIR)
+
+
+def _known() -> dict[str, ModelInfo]:
+    """Shipped and retired models by id."""
+    return {**_retired(), **_registry()}
+
+
+def retired_model_dirs() -> list[Path]:
+    """Where retired models' weights are looked for: the ``NEURALCODEC_MODELS`` folders, then
+    ``models-retired/`` of a source checkout."""
+    named = [Path(folder) for folder in os.environ.get(MODELS_ENV, "").split(os.pathsep) if folder]
+    return [*named, SOURCE_RETIRED_DIR]
+
+
+def _located(info: ModelInfo) -> ModelInfo:
+    """``info`` with the path where its weights are (retired models: the first folder that has the file)."""
+    if info.retired is None:
+        return info
+    for folder in retired_model_dirs():
+        if (folder / info.path.name).is_file():
+            return replace(info, path=folder / info.path.name)
+    return info
 
 
 def list_models() -> list[ModelInfo]:
@@ -88,20 +137,32 @@ def list_models() -> list[ModelInfo]:
     return list(_registry().values())
 
 
+def retired_models() -> list[ModelInfo]:
+    """Every retired model, with the path of its weights where they were found."""
+    return [_located(info) for info in _retired().values()]
+
+
+def is_retired(model_id: str) -> bool:
+    """Whether ``model_id`` names a retired model."""
+    return model_id in _retired()
+
+
 def get_model_info(model_id: str) -> ModelInfo:
-    """The registry entry of ``model_id`` (UnknownModelError listing the known ids otherwise)."""
-    registry = _registry()
-    if model_id not in registry:
-        retired = retired_models().get(model_id)
-        if retired is not None:
-            raise UnknownModelError(
-                f"model {model_id!r} is no longer shipped (replaced by {retired['replaced_by']!r}); to decode its "
-                f"files, get its weights with `git show {retired['last_commit']}:neuralcodec/pretrained/"
-                f"{retired['file']} > {retired['file']}` in the neuralcodec repository and pass that file as --model"
-            )
-        known = ", ".join(sorted(registry)) or "none"
+    """The registry entry of ``model_id``, shipped or retired (UnknownModelError listing the known ids otherwise)."""
+    info = _known().get(model_id)
+    if info is None:
+        known = ", ".join(sorted(_registry())) or "none"
         raise UnknownModelError(f"no pretrained model named {model_id!r} (shipped: {known})")
-    return registry[model_id]
+    return _located(info)
+
+
+def retired_weights_hint(info: ModelInfo) -> str:
+    """How to get the weights file of the retired model ``info``: a command or a place in the repository."""
+    name = info.path.name
+    if info.retired is not None and info.retired.last_commit is not None:
+        return (f"run `git show {info.retired.last_commit}:neuralcodec/pretrained/{name} > {name}` in a clone of "
+                f"the neuralcodec repository")
+    return f"take models-retired/{name} from the neuralcodec source repository"
 
 
 def default_model(codec: str) -> ModelInfo:
@@ -136,15 +197,16 @@ class LoadedWeights:
 
     @property
     def compact_code(self) -> int | None:
-        """The code these weights have in compact files: shipped models that have one, unchanged weights only."""
-        info = _registry().get(self.model_id)
+        """The code these weights have in compact files: registered models that have one, unchanged weights only."""
+        info = _known().get(self.model_id)
         return info.compact_code if info is not None and info.sha256 == self.sha256 else None
 
 
 def compact_models() -> dict[int, CompactModel]:
-    """Shipped models that have a compact-file code, by code (what ``container.read`` resolves codes with)."""
+    """Shipped and retired models that have a compact-file code, by code (what ``container.read`` resolves
+    codes with: a retired model's file is still recognized, so decoding it can say how to get the weights)."""
     return {m.compact_code: CompactModel(m.codec, m.model_id, m.weights_hash)
-            for m in list_models() if m.compact_code is not None}
+            for m in _known().values() if m.compact_code is not None}
 
 
 def load_weights_file(path: str | Path) -> LoadedWeights:
@@ -192,14 +254,20 @@ def load_named_weights(model: str, codec: str | None = None) -> LoadedWeights:
 
 
 def load_pretrained(model_id: str) -> LoadedWeights:
-    """Load a shipped model, checking its file against the registry's sha256."""
+    """Load a shipped or retired model, checking its file against the registry's sha256."""
     info = get_model_info(model_id)
     if not info.path.is_file():
+        if info.retired is not None:
+            raise UnknownModelError(
+                f"model {model_id!r} is retired (replaced by {info.retired.replaced_by!r}) and its weights are not "
+                f"installed: {retired_weights_hint(info)}, then put the file in a folder named by {MODELS_ENV} or "
+                f"pass it with --model"
+            )
         raise UnknownModelError(f"weights of {model_id!r} are missing from the installation ({info.path})")
     weights = load_weights_file(info.path)
     if weights.sha256 != info.sha256:
         raise ModelMismatchError(
-            f"weights file {info.path.name} has sha256 {weights.sha256[:16]}..., the registry expects {info.sha256[:16]}..."
+            f"weights file {info.path} has sha256 {weights.sha256[:16]}..., the registry expects {info.sha256[:16]}..."
         )
     return weights
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm import tqdm
 
+from neuralcodec.codecs.base import progress_bar
 from neuralcodec.codecs.image.model import ImageHyperprior, round_straight_through
 
 LATENT_STEP_SIZES = ((0.0035, 0.02), (0.0483, 0.05))
@@ -84,7 +84,7 @@ def refine_latents(model: ImageHyperprior, x: torch.Tensor, y: torch.Tensor, z: 
     first, last = TEMPERATURES
     generator = torch.Generator(device=y.device).manual_seed(0)  # the same file for the same input
     with torch.enable_grad():
-        for step in tqdm(range(steps), desc="refining latents", unit="step", disable=not progress, leave=False):
+        for step in progress_bar(range(steps), show=progress, desc="refining latents", unit="step"):
             temperature = first * (last / first) ** (step / max(1, steps - 1))
             loss = rate_distortion_loss(model, x, y, z, level_t, lmbda, temperature, generator)
             y.grad, z.grad = torch.autograd.grad(loss, (y, z))

@@ -18,13 +18,13 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image
 
-from neuralcodec.codecs.base import EncodeResult
+from neuralcodec.codecs.base import EncodeResult, progress_bar
 from neuralcodec.codecs.lossless.chow_liu import RootedTree
 from neuralcodec.codecs.lossless.coding import PARAMETER_BITS, CodingTables, code_pixels
 from neuralcodec.codecs.lossless.header import image_count
@@ -93,34 +93,44 @@ class LosslessCircuitCodec:
         return model.eval()
 
     # ------------------------------------------------------------------ coding
-    def compress(self, images: np.ndarray) -> tuple[bytes, float]:
-        """(ANS stream, ideal bits under the integer pmfs) of ``images`` (N, height, width) uint8."""
+    def compress(self, images: np.ndarray, progress: bool = False) -> tuple[bytes, float]:
+        """(ANS stream, ideal bits under the integer pmfs) of ``images`` (N, height, width) uint8;
+        ``progress`` shows a progress bar (on stderr, when it is a terminal)."""
         flat = self._checked(images)
         encoder = SymbolEncoder()
-        for start in range(0, len(flat), CHUNK):
-            block = flat[start : start + CHUNK]
+        with self._bar(len(flat), "encoding", progress) as bar:
+            for start in range(0, len(flat), CHUNK):
+                block = flat[start : start + CHUNK]
 
-            def known(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
-                encoder.encode_categorical(block[:, pixel], pmf)
-                return block[:, pixel]
+                def known(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
+                    encoder.encode_categorical(block[:, pixel], pmf)
+                    bar.update(len(block) / self.config.pixels)
+                    return block[:, pixel]
 
-            code_pixels(self.tables, len(block), known)
+                code_pixels(self.tables, len(block), known)
         return encoder.finish(), encoder.ideal_bits
 
-    def decompress(self, stream: bytes, count: int) -> np.ndarray:
-        """The ``count`` images (N, height, width) uint8 coded in ``stream``."""
+    def decompress(self, stream: bytes, count: int, progress: bool = False, task: str = "decoding") -> np.ndarray:
+        """The ``count`` images (N, height, width) uint8 coded in ``stream`` (``progress``: a bar named ``task``)."""
         decoder = SymbolDecoder(stream)
         out = np.empty((count, self.config.pixels), dtype=np.uint8)
-        for start in range(0, count, CHUNK):
-            block = out[start : start + CHUNK]
+        with self._bar(count, task, progress) as bar:
+            for start in range(0, count, CHUNK):
+                block = out[start : start + CHUNK]
 
-            def decoded(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
-                block[:, pixel] = decoder.decode_categorical(pmf)
-                return block[:, pixel]
+                def decoded(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
+                    block[:, pixel] = decoder.decode_categorical(pmf)
+                    bar.update(len(block) / self.config.pixels)
+                    return block[:, pixel]
 
-            code_pixels(self.tables, len(block), decoded)
+                code_pixels(self.tables, len(block), decoded)
         decoder.assert_exhausted()
         return out.reshape(count, self.config.height, self.config.width)
+
+    @staticmethod
+    def _bar(images: int, task: str, show: bool) -> Any:
+        """A bar counting images (advanced by a fraction of an image per pixel coded across a chunk)."""
+        return progress_bar(total=images, show=show, desc=task, unit="image", unit_scale=True)
 
     def _checked(self, images: np.ndarray) -> np.ndarray:
         a = np.asarray(images)
@@ -141,7 +151,7 @@ class LosslessCircuitCodec:
         """Encode an image, an IDX file or a folder of images."""
         started = time.perf_counter()
         images, names, single = read_images(source, options.limits)
-        stream, ideal_bits = self.compress(images)
+        stream, ideal_bits = self.compress(images, progress=True)
         metadata: dict = {} if single else {"count": len(images), "chunk": CHUNK}
         sections = {"stream": stream}
         if names is not None:
@@ -151,7 +161,7 @@ class LosslessCircuitCodec:
                  "stream_bytes": len(stream), "ideal_bpd": round(ideal_bits / images.size, 5),
                  "seconds": round(time.perf_counter() - started, 3)}
         if options.verify:
-            if not np.array_equal(self.decompress(stream, len(images)), images):
+            if not np.array_equal(self.decompress(stream, len(images), progress=True, task="verifying"), images):
                 raise CorruptFileError("verification failed: decoded images differ from the input")
             stats["verified"] = "exact"
         return EncodeResult(payload, stats, pixels=images.size, compact_code=self.compact_code if single else None)
@@ -168,7 +178,7 @@ class LosslessCircuitCodec:
         if "stream" not in payload.sections:
             raise CorruptFileError("the file has no 'stream' section")
         names = _names(payload, count)
-        images = self.decompress(payload.sections["stream"], count)
+        images = self.decompress(payload.sections["stream"], count, progress=True)
         write_images(target, images, names)
         return {"images": count, "width": self.config.width, "height": self.config.height,
                 "seconds": round(time.perf_counter() - started, 3)}

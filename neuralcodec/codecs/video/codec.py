@@ -29,9 +29,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from neuralcodec.codecs.base import EncodeResult
+from neuralcodec.codecs.base import EncodeResult, progress_bar
 from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_crc, snap_means
 from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
@@ -183,7 +182,7 @@ class VideoCodec:
         streams, crcs, psnrs, hashes, reconstructions, extra_intra = [], [], [], [], [], []
         previous: torch.Tensor | None = None
         started = time.perf_counter()
-        bar = tqdm(frames, total=info.frames, unit="frame", desc="encoding", disable=not progress, leave=False)
+        bar = progress_bar(frames, show=progress, total=info.frames, unit="frame", desc="encoding")
         for index, frame in enumerate(bar):
             if index >= min(max_frames, MAX_FRAMES):
                 raise Limits(max_frames=min(max_frames, MAX_FRAMES)).exceeded(
@@ -238,7 +237,7 @@ class VideoCodec:
                         padded_side(info.width) // ANALYSIS_STRIDE)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
         previous: torch.Tensor | None = None
-        for index in tqdm(range(info.frames), unit="frame", desc="decoding", disable=not progress, leave=False):
+        for index in progress_bar(range(info.frames), show=progress, unit="frame", desc="decoding"):
             try:
                 decoder = SymbolDecoder(data[offsets[index]:offsets[index + 1]])
                 if index in intra_frames:

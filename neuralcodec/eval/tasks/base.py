@@ -9,6 +9,7 @@ samples the same way, so every metric has a reference and the headline figure is
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,17 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from neuralcodec.errors import NeuralCodecError
+
 Modality = Literal["image", "audio"]
+
+
+def optional_module(module: str, feature: str) -> Any:
+    """Import one of the ``eval`` extra's modules, naming the extra when ``feature`` needs it and it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise NeuralCodecError(f"{feature} needs {module}: pip install 'neuralcodec[eval]'") from None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from neuralcodec.errors import InputError
-from neuralcodec.eval.tasks.base import Modality, Sample, mean_of
+from neuralcodec.eval.tasks.base import Modality, Sample, mean_of, optional_module
 from neuralcodec.perception.data import read_idx_pair
 from neuralcodec.perception.weights import load_classifier
 from neuralcodec.media.images import list_images, read_rgb
@@ -65,8 +65,7 @@ class ShippedClassifierTask:
 def load_torchvision_classifier(architecture: str, weights: str | Path) -> torch.nn.Module:
     """``torchvision.models.get_model(architecture)`` with the state dict in ``weights`` (.pth/.pt loaded
     with ``weights_only=True``, or .safetensors), in eval mode."""
-    import torchvision
-
+    torchvision = optional_module("torchvision", "classify --arch")
     try:
         model = torchvision.models.get_model(architecture, weights=None)
     except ValueError as error:

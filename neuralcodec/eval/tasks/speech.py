@@ -11,7 +11,6 @@ task's WER is corpus-level: all word errors over all reference words.
 from __future__ import annotations
 
 import csv
-import importlib
 import re
 from collections.abc import Sequence
 from math import gcd
@@ -21,21 +20,13 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
-from neuralcodec.errors import InputError, NeuralCodecError
-from neuralcodec.eval.tasks.base import Modality, Sample
+from neuralcodec.errors import InputError
+from neuralcodec.eval.tasks.base import Modality, Sample, optional_module
 
 DEFAULT_DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "speech"
 RECOGNIZER_RATE = 16000
 _NOT_WORD = re.compile(r"[^\w']+|_")
 _STRAY_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")
-
-
-def _optional(module: str) -> Any:
-    """Import one of the ``eval`` extra's modules, saying how to install it when missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise NeuralCodecError(f"speech-wer needs {module}: pip install 'neuralcodec[eval]'") from None
 
 
 def normalize_text(text: str) -> str:
@@ -49,7 +40,7 @@ def normalize_text(text: str) -> str:
 def load_mono(path: Path) -> tuple[np.ndarray, int]:
     """(1-D float32 waveform in [-1, 1], sample rate) of an audio file, channels averaged."""
     try:
-        frames, rate = _optional("soundfile").read(path, dtype="float32", always_2d=True)
+        frames, rate = optional_module("soundfile", "speech-wer").read(path, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as error:  # soundfile's LibsndfileError is a RuntimeError
         raise InputError(f"cannot read audio {path}: {error}") from None
     if frames.size == 0:
@@ -100,7 +91,7 @@ class SpeechRecognitionTask:
 
     def _recognize(self, wave: np.ndarray, sample_rate: int) -> str:
         if self._decoder is None:
-            self._decoder = _optional("pocketsphinx").Decoder(loglevel="FATAL")
+            self._decoder = optional_module("pocketsphinx", "speech-wer").Decoder(loglevel="FATAL")
         decoder = self._decoder
         decoder.reinit_feat()  # forget the noise and cepstral-mean statistics of the previous clip
         decoder.start_utt()
@@ -118,7 +109,7 @@ class SpeechRecognitionTask:
             raise InputError(f"{original.key} is not an audio sample (no sample rate)")
         reference = normalize_text(original.target)
         hypothesis = normalize_text(self._recognize(decoded, original.sample_rate))
-        counts = _optional("jiwer").process_words(reference, hypothesis)
+        counts = optional_module("jiwer", "speech-wer").process_words(reference, hypothesis)
         return {"errors": counts.substitutions + counts.deletions + counts.insertions,
                 "words": len(reference.split()), "hypothesis": hypothesis}
 
