@@ -207,18 +207,23 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                         "with +refineN (encoder-side latent refinement, N steps: hyperprior+refine20). "
                         "Audio (speech-wer): opus, mp3 (ffmpeg)")
     p.add_argument("--data", type=Path, default=None,
-                   help="no task: a folder of images; classify: an IDX images file with labels beside it, or an "
-                        "image folder with --arch; face-id: the ORL faces folder; speech-wer: a folder with manifest.csv")
+                   help="no task: a folder of images; classify: an IDX images file (labels: --labels, or beside it), "
+                        "or an image folder with --arch; face-id: the ORL faces folder; speech-wer: a folder with "
+                        "manifest.csv")
     p.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes from its cache)")
     p.add_argument("--task", choices=TASK_NAMES, default=None, help="downstream machine-perception task to score")
     p.add_argument("--task-model", default=None,
                    help="classify: shipped classifier id or .safetensors (default classifier-mnist); "
                         "face-id: face embedder (default face-embedder-orl)")
+    p.add_argument("--labels", default=None, metavar="IDX",
+                   help="classify with a shipped classifier: the IDX labels file of --data (default: the "
+                        "*-labels-idx1-ubyte[.gz] file beside it)")
     p.add_argument("--arch", default=None, help="classify: a torchvision architecture name (e.g. resnet18) ...")
     p.add_argument("--weights", default=None, help="... and its state-dict file (.pth or .safetensors)")
     p.add_argument("--qualities", action="append", default=[], metavar="CODEC=Q1,Q2,...",
                    help="replace a codec's default knob sweep (repeatable), e.g. --qualities jpeg=1,5,10")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N samples")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first N samples (face-id: the first N faces of each subject)")
     p.add_argument("--anchor", default=None, help="codec the BD-rates are measured against (default: the first)")
 
 
@@ -417,9 +422,12 @@ def _run_eval(args: argparse.Namespace) -> None:
         raise InputError("--codecs is empty")
     if args.task is None and args.data is None:
         raise InputError("--data is required (a folder of images) unless a --task brings its own")
-    if args.task is None and (args.task_model or args.arch or args.weights):
-        raise InputError("--task-model, --arch and --weights need a --task")
-    task = perception_task(args.task, model=args.task_model, arch=args.arch, weights=args.weights) if args.task else None
+    if args.task is None and (args.task_model or args.arch or args.weights or args.labels):
+        raise InputError("--task-model, --arch, --weights and --labels need a --task")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be at least 1, got {args.limit}")
+    task = perception_task(args.task, model=args.task_model, arch=args.arch, weights=args.weights,
+                           labels=args.labels) if args.task else None
     result = evaluate(codecs, args.data, args.out, task=task, limit=args.limit, anchor=args.anchor,
                       qualities=_parse_qualities(args.qualities))
     for name, reason in result["unavailable"].items():

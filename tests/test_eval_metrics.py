@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from neuralcodec.errors import InputError
 from neuralcodec.eval.bdrate import bd_psnr, bd_rate
 from neuralcodec.eval.classical import CLASSICAL_CODECS, get_classical
-from neuralcodec.metrics import bits_per_pixel, ms_ssim, psnr, psnr_y, snr_db
+from neuralcodec.metrics import bits_per_pixel, ms_ssim, ms_ssim_db, psnr, psnr_y, snr_db
 from neuralcodec.eval.plots import plot_rd_curves
 
 RD_CURVE = [(0.1, 28.0), (0.25, 31.2), (0.5, 34.1), (1.0, 37.0), (2.0, 39.6)]
@@ -111,6 +111,29 @@ def test_ms_ssim_rejects_images_below_161_px() -> None:
     x = _random_image(160, 300)
     with pytest.raises(InputError, match="161"):
         ms_ssim(x, x)
+
+
+def test_ms_ssim_in_db_is_minus_ten_log10_of_one_minus_ms_ssim() -> None:
+    assert ms_ssim_db(0.9) == pytest.approx(10.0)
+    assert ms_ssim_db(0.99) == pytest.approx(20.0)
+    assert ms_ssim_db(0.999) == pytest.approx(30.0)
+    assert ms_ssim_db(1.0) == math.inf
+
+
+def test_ssim_and_ms_ssim_run_in_float32_within_1e5_of_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytorch_msssim
+
+    import neuralcodec.metrics as metrics
+
+    x = _random_image(192, 256)
+    blurred = ((x.astype(np.float64) + np.roll(x, 1, axis=0) + np.roll(x, 1, axis=1)) / 3).round().astype(np.uint8)
+    as64 = [torch.from_numpy(a).permute(2, 0, 1)[None].double() for a in (x, blurred)]
+    assert metrics.ssim(x, blurred) == pytest.approx(float(pytorch_msssim.ssim(*as64, data_range=255.0)), abs=1e-5)
+    assert metrics.ms_ssim(x, blurred) == pytest.approx(float(pytorch_msssim.ms_ssim(*as64, data_range=255.0)), abs=1e-5)
+    seen = []
+    monkeypatch.setattr(metrics, "_pytorch_ssim", lambda a, b, data_range: seen.append(a.dtype) or torch.ones(()))
+    metrics.ssim(x, blurred)
+    assert seen == [torch.float32]
 
 
 # --- rate and audio ---------------------------------------------------------------------------

@@ -107,3 +107,89 @@ def test_cli_eval_prints_the_summary(image_folder: Path, tmp_path: Path, capsys)
     assert "BD-rate" in printed and "webp" in printed
     assert json.loads((tmp_path / "r" / "results.json").read_text())["samples"] == 1
     assert main(["eval", "--codecs", "bogus", "--data", str(image_folder), "--out", str(tmp_path / "r")]) == 2
+
+
+class _NoSamplesTask:
+    """A task that fails the test if the runner asks it for samples."""
+
+    name, modality, headline, higher_is_better = "never", "image", "accuracy", True
+
+    def samples(self, data, limit=None):
+        raise AssertionError("samples were read before the codecs were checked")
+
+
+@pytest.mark.parametrize("codecs, qualities, anchor, message", [
+    (["jpeg", "bogus"], {}, None, "unknown codec 'bogus'"),
+    (["jpeg"], {"webp": [50]}, None, "--qualities names webp, which is not in the codecs evaluated"),
+    (["jpeg", "hevc"], {"jpeg": [50, 0]}, None, r"jpeg quality must be in \[1, 95\], got 0"),
+    (["av1"], {"av1": [30.5]}, None, r"av1 CRF must be an integer in \[0, 63\], got 30.5"),
+    (["hevc"], {"hevc": [52]}, None, r"hevc CRF must be in \[0, 51\], got 52"),
+    (["jpegxl"], {"jpegxl": [-1]}, None, r"jpegxl Butteraugli distance must be in \[0, 15\]"),
+    (["jpeg", "webp"], {}, "avif", "--anchor avif is not one of the codecs evaluated"),
+])
+def test_names_knob_values_and_anchor_are_checked_before_any_work(tmp_path: Path, codecs, qualities, anchor, message):
+    with pytest.raises(InputError, match=message):
+        evaluate(codecs, tmp_path / "no-images-here", tmp_path / "out", task=_NoSamplesTask(), qualities=qualities,
+                 anchor=anchor, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_learned_knob_values_are_checked_and_the_anchor_may_be_given_as_listed(tiny_weights: Path, tmp_path: Path,
+                                                                            image_folder: Path):
+    with pytest.raises(InputError, match="quality must be between 1 and 2"):
+        evaluate([str(tiny_weights)], image_folder, tmp_path / "out", qualities={str(tiny_weights): [3]}, progress=False)
+    result = evaluate(["jpeg", str(tiny_weights)], image_folder, tmp_path / "out", qualities={"jpeg": [20, 80]},
+                      anchor=str(tiny_weights), limit=1, progress=False)
+    assert result["anchor"] == "tiny-test" and set(result["bd_rate_percent_vs_anchor"]) == {"jpeg"}
+
+
+def test_reports_name_each_codecs_knob_plot_log_rates_and_ms_ssim_in_db(tmp_path: Path, photo: np.ndarray,
+                                                                        tiny_weights: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    import neuralcodec.eval.report as report
+
+    folder = tmp_path / "large"  # 192 x 272: large enough for MS-SSIM
+    folder.mkdir()
+    Image.fromarray(np.tile(photo, (2, 2, 1))).save(folder / "tiled.png")
+    plots = []
+    monkeypatch.setattr(report, "plot_rd_curves", lambda curves, path, **kw: plots.append((Path(path).name, curves, kw)))
+    out = tmp_path / "out"
+    result = evaluate(["jpeg", str(tiny_weights)], folder, out, qualities={"jpeg": [90, 10, 50]}, progress=False)
+    assert result["knobs"] == {"jpeg": "quality", "tiny-test": "rate level"}
+    for point in result["curves"]["jpeg"]:
+        assert point["ms_ssim_db"] == pytest.approx(-10 * np.log10(1 - point["ms_ssim"]))
+    assert {name for name, _, _ in plots} == {"rd_psnr.png", "rd_psnr_y.png", "rd_ssim.png", "rd_ms_ssim_db.png"}
+    assert all(kw["log_x"] and kw["xlabel"] == "bits per pixel (log scale)" for _, _, kw in plots)
+    by_name = {name: (curves, kw) for name, curves, kw in plots}
+    curves, kw = by_name["rd_ms_ssim_db.png"]
+    assert kw["ylabel"] == "MS-SSIM (dB)"
+    assert set(curves) == {"jpeg (quality 10-90)", "tiny-test (rate level 1-2)"}
+    with open(out / "results.csv", newline="") as handle:
+        assert {(row["codec"], row["knob"]) for row in csv.DictReader(handle)} == {("jpeg", "quality"),
+                                                                                   ("tiny-test", "rate level")}
+    summary = (out / "summary.md").read_text()
+    assert "| codec | knob | value | bits per pixel |" in summary and "| jpeg | quality | 90 |" in summary
+    assert "MS-SSIM (dB)" in summary
+
+
+def test_results_record_the_software_versions_and_the_utc_date(image_folder: Path, tmp_path: Path):
+    import platform
+    import shutil
+    import subprocess
+    from datetime import datetime, timezone
+
+    import PIL
+
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    evaluate(["jpeg"], image_folder, tmp_path / "out", qualities={"jpeg": [50]}, progress=False)
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert before <= datetime.fromisoformat(result["date_utc"]) <= datetime.now(timezone.utc)
+    environment = result["environment"]
+    assert environment["python"] == platform.python_version() and environment["pillow"] == PIL.__version__
+    assert environment["torch"] == torch.__version__.split("+")[0] and environment["neuralcodec"]
+    if shutil.which("ffmpeg"):
+        first_line = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+        assert first_line.startswith(f"ffmpeg version {environment['ffmpeg']} ")
+    else:
+        assert environment["ffmpeg"] is None
+    assert f"python {platform.python_version()}" in (tmp_path / "out" / "summary.md").read_text()

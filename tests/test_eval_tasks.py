@@ -247,3 +247,39 @@ def test_shipped_face_embedder_identifies_held_out_subjects():
     samples = task.samples(faces)
     assert len(samples) == 120
     assert task.summarize([task.score(s, s.signal) for s in samples])["accuracy"] > 0.9
+
+
+def test_face_id_limit_keeps_the_first_faces_of_each_subject(face_folder: Path, face_embedder: Path):
+    task = FaceIdentificationTask(str(face_embedder), subjects=None)
+    samples = task.samples(face_folder, limit=2)
+    assert [s.key for s in samples] == [f"s{subject}/{index}.png" for subject in (1, 2, 3) for index in (1, 2)]
+    scores = [task.score(s, s.signal) for s in samples]
+    assert all(s["genuine"] == 2 and s["impostor"] == 6 for s in scores)  # the gallery stays complete
+
+
+def test_classify_takes_its_labels_file_from_labels(trained_classifier: Path, idx_test_set: Path, tmp_path: Path,
+                                                    capsys):
+    elsewhere = tmp_path / "images-only"
+    elsewhere.mkdir()
+    images = elsewhere / idx_test_set.name
+    images.write_bytes(idx_test_set.read_bytes())
+    labels = idx_test_set.with_name("toy-labels-idx1-ubyte")
+
+    def run(*extra: str) -> int:
+        return main(["eval", "--task", "classify", "--task-model", str(trained_classifier), "--data", str(images),
+                     "--codecs", "jpeg", "--qualities", "jpeg=50", "--out", str(tmp_path / "out"), *extra])
+
+    assert run() == 2
+    assert "no labels file beside" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert run("--labels", str(tmp_path / "missing-labels")) == 2
+    assert "labels file not found" in capsys.readouterr().err
+    assert run("--labels", str(labels)) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert result["task"]["uncompressed"]["samples"] == 24 and result["task"]["uncompressed"]["accuracy"] > 0.9
+
+
+@pytest.mark.parametrize("kwargs", [{"name": "face-id", "labels": "l"},
+                                    {"name": "classify", "arch": "resnet18", "weights": "w.pth", "labels": "l"}])
+def test_labels_are_refused_where_no_labels_are_read(kwargs: dict):
+    with pytest.raises(InputError, match="--labels"):
+        perception_task(**kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -173,23 +174,91 @@ def test_learning_rate_is_constant_until_the_decay_start_then_falls_to_one_perce
     assert factors[100] == pytest.approx(0.01)
 
 
-def test_cli_train_can_start_from_existing_weights(image_folder: Path, tmp_path: Path, tiny_weights: Path):
-    def args(out: Path, channels: str, lambdas: tuple[str, ...] = ("0.01", "0.05")) -> list[str]:
-        return ["train", "image-hyperprior", "--data", str(image_folder), "--out", str(out), "--steps", "1",
-                "--channels", channels, "--latent-channels", "24", *(f"--lmbda={v}" for v in lambdas),
-                "--crop", "64", "--batch-size", "2", "--device", "cpu", "--init-from", str(tiny_weights)]
+def _init_from_args(image_folder: Path, out: Path, weights: Path, *flags: str) -> list[str]:
+    return ["train", "image-hyperprior", "--data", str(image_folder), "--out", str(out), "--steps", "1", "--crop", "64",
+            "--batch-size", "2", "--device", "cpu", "--init-from", str(weights), *flags]
 
-    assert main(args(tmp_path / "finetune", "16")) == 0
-    assert (tmp_path / "finetune" / "model.safetensors").exists()
-    assert main(args(tmp_path / "mismatch", "8")) == 2  # architecture differs from the weights
-    # new λs for the same number of levels: the levels are fine-tuned to them and the export records them
-    assert main(args(tmp_path / "lower", "16", ("0.005", "0.02"))) == 0
+
+def test_init_from_takes_the_architecture_and_levels_of_the_starting_model(image_folder: Path, tmp_path: Path,
+                                                                           tiny_weights: Path):
+    """tiny_weights: N=16, M=24, mean-scale, λ (0.01, 0.05); the defaults would be N=128, M=192, 6 levels."""
     from neuralcodec.pretrained import load_weights_file
 
-    assert load_weights_file(tmp_path / "lower" / "model.safetensors").config["lambdas"] == [0.005, 0.02]
+    assert main(_init_from_args(image_folder, tmp_path / "plain", tiny_weights)) == 0
+    config = load_weights_file(tmp_path / "plain" / "model.safetensors").config
+    assert (config["n"], config["m"], config["mean_scale"], config["lambdas"]) == (16, 24, True, [0.01, 0.05])
+    # flags that agree with the model are accepted
+    assert main(_init_from_args(image_folder, tmp_path / "same", tiny_weights, "--channels", "16",
+                                "--latent-channels", "24", "--lmbda", "0.01", "--lmbda", "0.05")) == 0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--channels", "8"), "--channels (N=8) contradicts --init-from {weights}, which has N=16; leave the flag out"),
+    (("--latent-channels", "192"), "--latent-channels (M=192) contradicts --init-from {weights}, which has M=24"),
+    (("--scale-only",), "--scale-only (scale-only) contradicts --init-from {weights}, which has mean-scale"),
+    (("--lmbda", "0.01"), "--lmbda (1 levels: λ 0.01) contradicts --init-from {weights}, which has 2 levels: "
+                          "λ 0.01, 0.05; add --change-levels to train these levels instead"),
+    (("--lmbda", "0.02", "--lmbda", "0.05"), "which has 2 levels: λ 0.01, 0.05"),
+])
+def test_a_flag_contradicting_the_starting_model_is_a_one_line_error(image_folder: Path, tmp_path: Path,
+                                                                     tiny_weights: Path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(_init_from_args(image_folder, out, tiny_weights, *flags)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message.format(weights=tiny_weights) in error
+    assert not out.exists()
+
+
+def test_change_levels_retrains_the_starting_model_for_other_levels(image_folder: Path, tmp_path: Path,
+                                                                    tiny_weights: Path):
+    from neuralcodec.pretrained import load_weights_file
+
+    def lambdas(out: str, *values: str) -> list[float]:
+        levels = [f"--lmbda={v}" for v in values]
+        assert main(_init_from_args(image_folder, tmp_path / out, tiny_weights, "--change-levels", *levels)) == 0
+        return load_weights_file(tmp_path / out / "model.safetensors").config["lambdas"]
+
+    # new λs for the same number of levels: the levels are fine-tuned to them and the export records them
+    assert lambdas("moved", "0.005", "0.02") == [0.005, 0.02]
     # a lower rate level added: the export has three levels, the two trained ones first fine-tuned
-    assert main(args(tmp_path / "levels", "16", ("0.0025", "0.01", "0.05"))) == 0
-    assert load_weights_file(tmp_path / "levels" / "model.safetensors").config["lambdas"] == [0.0025, 0.01, 0.05]
+    assert lambdas("added", "0.0025", "0.01", "0.05") == [0.0025, 0.01, 0.05]
+    # --change-levels alone (or without --init-from) says what it needs
+    assert main(_init_from_args(image_folder, tmp_path / "alone", tiny_weights, "--change-levels")) == 2
+    assert main(["train", "image-hyperprior", "--data", str(image_folder), "--out", str(tmp_path / "scratch"),
+                 "--lmbda", "0.01", "--change-levels"]) == 2
+
+
+def test_the_python_api_starts_from_the_models_config_and_refuses_another_architecture(
+        image_folder: Path, tmp_path: Path, tiny_weights: Path):
+    from neuralcodec.codecs.image.training import train_image_hyperprior
+    from neuralcodec.errors import InputError
+
+    config = TrainConfig(out_dir=str(tmp_path / "run"), steps=1, batch_size=2, device="cpu", amp=False)
+    model = train_image_hyperprior(image_folder, config, crop=64, init_from=tiny_weights)
+    assert (model.config.n, model.config.m, model.config.lambdas) == (16, 24, (0.01, 0.05))
+    with pytest.raises(InputError, match="has architecture N=16 M=24 mean-scale in_channels=3, not N=8 M=24"):
+        train_image_hyperprior(image_folder, replace(config, out_dir=str(tmp_path / "other")),
+                               HyperpriorConfig(n=8, m=24, lambdas=(0.01, 0.05)), crop=64, init_from=tiny_weights)
+
+
+@pytest.mark.parametrize("trainer", ["image-hyperprior", "video-st", "lossless-pc", "classifier", "face-embedder"])
+def test_every_trainer_help_shows_its_defaults(trainer: str, capsys, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option
+    with pytest.raises(SystemExit):
+        main(["train", trainer, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--steps STEPS optimizer steps (default: 100000)", "--seed SEED seed of initialisation, crops "
+                   "and splits (default: 0)", "--workers WORKERS data-loader worker processes (default: 0)",
+                   "--threads THREADS CPU threads for torch (0: as many as torch picks) (default: 0)"):
+        assert option in text
+    own = {"image-hyperprior": ["--crop CROP random crop size (multiple of 64) (default: 256)",
+                                "--channels CHANNELS transform width N (default: 128; with --init-from: the model's)",
+                                "(default: 6 levels 0.0018-0.0483; with --init-from: the model's)",
+                                "(with --task-loss) (default: 0.0)"],
+           "video-st": ["--crop CROP random crop size (multiple of 64) (default: 256)", "(default: 1500)"],
+           "lossless-pc": ["--hidden HIDDEN latent states per pixel (H) (default: 32)"],
+           "classifier": ["(default: 24)"], "face-embedder": ["(default: 16)", "(default: strided)"]}
+    assert all(option in text for option in own[trainer])
 
 
 def test_added_rate_levels_start_from_the_nearest_trained_level():
@@ -256,3 +325,15 @@ def test_lossless_training_stays_float32_whatever_amp_says(tmp_path: Path, monke
     write_idx(tmp_path / "train-ubyte.gz", images)
     lossless.train_lossless_pc(tmp_path / "train-ubyte.gz", TrainConfig(out_dir=str(tmp_path / "run"), amp=True), hidden=2)
     assert [config.amp for config in seen] == [False]
+
+
+def test_cli_trains_a_classifier_with_its_labels_file_given_by_labels(tmp_path: Path, capsys):
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "images-idx3-ubyte", rng.integers(0, 256, (40, 12, 12), dtype=np.uint8))
+    write_idx(tmp_path / "elsewhere-idx1-ubyte", rng.integers(0, 2, 40, dtype=np.uint8))
+    args = ["train", "classifier", "--data", str(tmp_path / "images-idx3-ubyte"), "--steps", "1", "--width", "2",
+            "--batch-size", "8", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "no-labels")]) == 2
+    assert "give it with --labels" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "run"), "--labels", str(tmp_path / "elsewhere-idx1-ubyte")]) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()

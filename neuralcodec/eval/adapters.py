@@ -1,9 +1,10 @@
 """One interface over every image codec the evaluation sweeps: learned (registry) and classical.
 
-An adapter has a ``name``, default ``qualities`` (values of its own knob), ``encode(image, quality) ->
-bytes`` for an ``H x W x 3`` uint8 image, ``decode(bytes) -> image`` and ``unavailable_reason()``
-(None when it can run). The Pillow codecs of :mod:`neuralcodec.eval.classical` already have this
-shape; :class:`LearnedImageAdapter` wraps any registered learned image model, and
+An adapter has a ``name``, its ``knob`` (what the quality value means: JPEG quality, CRF, Butteraugli
+distance, rate level...), default ``qualities`` (values of that knob), ``check_quality(quality)``,
+``encode(image, quality) -> bytes`` for an ``H x W x 3`` uint8 image, ``decode(bytes) -> image`` and
+``unavailable_reason()`` (None when it can run). The Pillow codecs of :mod:`neuralcodec.eval.classical`
+already have this shape; :class:`LearnedImageAdapter` wraps any registered learned image model, and
 :mod:`neuralcodec.eval.ffmpeg_codecs` adds the ffmpeg-backed ones.
 """
 
@@ -27,8 +28,13 @@ class ImageCodecAdapter(Protocol):
     """What the evaluation runner needs from a codec."""
 
     name: str
+    knob: str
+    """What a quality value is for this codec (``quality``, ``CRF``, ``Butteraugli distance``...)."""
     qualities: tuple[float, ...]
-    """Default settings of the codec's own knob (quality, CRF, distance...), in any order."""
+    """Default settings of the codec's own knob, in any order."""
+
+    def check_quality(self, quality: float) -> None:
+        """Raise InputError unless ``quality`` is a value of the knob."""
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         """The compressed bytes of an ``H x W x 3`` uint8 image (headers included)."""
@@ -54,6 +60,8 @@ class LearnedImageAdapter:
     """A learned image model from the registry (shipped id or weights path); quality = its rate level.
     ``refine_steps`` > 0 encodes with latent refinement (named ``<model id>+refine<N>``)."""
 
+    knob = "rate level"
+
     def __init__(self, model: str, refine_steps: int = 0) -> None:
         codec = load_codec(model)
         if not isinstance(codec, ImageHyperpriorCodec):
@@ -62,6 +70,9 @@ class LearnedImageAdapter:
         self._refine_steps = refine_steps
         self.name = refined_model_name(codec.model_id, refine_steps)
         self.qualities = tuple(float(q) for q in range(1, codec.levels + 1))
+
+    def check_quality(self, quality: float) -> None:
+        self._codec.level_of(quality)
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

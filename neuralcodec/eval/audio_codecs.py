@@ -46,8 +46,13 @@ class AudioCodecAdapter(Protocol):
     """A lossy codec for mono waveforms, swept over its bitrate."""
 
     name: str
+    knob: str
+    """``target kbit/s``."""
     qualities: tuple[float, ...]
     """The default sweep: target bitrates in kbit/s."""
+
+    def check_quality(self, quality: float) -> None:
+        """Raise InputError unless the codec takes the bitrate ``quality`` (kbit/s)."""
 
     def unavailable_reason(self) -> str | None:
         """Why the codec cannot run here (e.g. ffmpeg missing), or None when it can."""
@@ -81,12 +86,13 @@ class _FfmpegAudioCodec(ABC):
     """ffmpeg's muxer name, also the temporary file's suffix."""
     options: tuple[str, ...]
     qualities: tuple[float, ...]
+    knob = "target kbit/s"
 
     def unavailable_reason(self) -> str | None:
         return ffmpeg_unavailable_reason(self.encoder)
 
     @abstractmethod
-    def _check_bitrate(self, kbps: float) -> None:
+    def check_quality(self, kbps: float) -> None:
         """Raise InputError unless the codec takes ``kbps``."""
 
     @abstractmethod
@@ -95,7 +101,7 @@ class _FfmpegAudioCodec(ABC):
 
     def encode(self, wave: np.ndarray, sample_rate: int, quality: float) -> bytes:
         _check_wave(wave, sample_rate)
-        self._check_bitrate(quality)
+        self.check_quality(quality)
         reason = self.unavailable_reason()
         if reason:
             raise NeuralCodecError(f"{self.name} is unavailable: {reason}")
@@ -129,7 +135,7 @@ class OpusCodec(_FfmpegAudioCodec):
 
     MIN_KBPS, MAX_KBPS = 0.5, 256.0  # what libopus takes for one channel
 
-    def _check_bitrate(self, kbps: float) -> None:
+    def check_quality(self, kbps: float) -> None:
         if not self.MIN_KBPS <= kbps <= self.MAX_KBPS:
             raise InputError(f"opus bitrate must be {self.MIN_KBPS:g}-{self.MAX_KBPS:g} kbit/s, got {kbps:g}")
 
@@ -140,7 +146,7 @@ class OpusCodec(_FfmpegAudioCodec):
 class Mp3Codec(_FfmpegAudioCodec):
     """MP3 (libmp3lame), CBR, coded at the sample rate of :data:`MP3_CODING_RATES` (at most the input's)."""
 
-    def _check_bitrate(self, kbps: float) -> None:
+    def check_quality(self, kbps: float) -> None:
         if kbps not in MP3_CODING_RATES:
             raise InputError(f"mp3 bitrate must be one of {', '.join(map(str, MP3_CODING_RATES))} kbit/s, got {kbps:g}")
 

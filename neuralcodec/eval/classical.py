@@ -30,6 +30,7 @@ class ClassicalImageCodec:
     accepts_gray = True
     pil_feature: str
     knob: str
+    """What the knob is, as reports label it."""
     knob_range: tuple[float, float]
     qualities: tuple[float, ...]
     save_options: SaveOptions
@@ -44,13 +45,17 @@ class ClassicalImageCodec:
         """Whether the installed Pillow can encode and decode this format."""
         return self.unavailable_reason() is None
 
+    def check_quality(self, quality: float) -> None:
+        """Raise InputError unless ``quality`` is a value of this codec's knob."""
+        low, high = self.knob_range
+        if not low <= quality <= high:
+            raise InputError(f"{self.name} {self.knob} must be in [{low:g}, {high:g}], got {quality:g}")
+
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         """Compress an ``H x W x 3`` (or ``H x W`` grey) uint8 image at knob value ``quality``."""
         self._require_available()
         check_image_uint8(image)
-        low, high = self.knob_range
-        if not low <= quality <= high:
-            raise InputError(f"{self.name} {self.knob} must be in [{low}, {high}], got {quality}")
+        self.check_quality(quality)
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format=self.pil_format, **self.save_options(quality, 1 if image.ndim == 2 else 3))
         return buffer.getvalue()
@@ -140,7 +145,7 @@ JPEG2000 = ClassicalImageCodec(
     name="jpeg2000",
     pil_format="JPEG2000",
     pil_feature="jpg_2000",
-    knob="target bits per pixel",
+    knob="target bpp",
     knob_range=(0.01, 8.0),
     qualities=(0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0),
     save_options=_jpeg2000_options,

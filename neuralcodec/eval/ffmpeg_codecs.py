@@ -35,6 +35,15 @@ def _encoders() -> frozenset[str]:
     return frozenset(line.split()[1] for line in listing.stdout.splitlines()[1:] if len(line.split()) > 1)
 
 
+@lru_cache(maxsize=1)
+def ffmpeg_version() -> str | None:
+    """The version ``ffmpeg -version`` states (``5.1.6-0+deb12u1``, ``n7.1``...); None without ffmpeg."""
+    if shutil.which("ffmpeg") is None:
+        return None
+    words = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=60).stdout.split()
+    return words[2] if words[:2] == ["ffmpeg", "version"] and len(words) > 2 else None
+
+
 def ffmpeg_unavailable_reason(encoder: str) -> str | None:
     """Why ffmpeg cannot encode with ``encoder`` here (not installed, or built without it), or None."""
     if shutil.which("ffmpeg") is None:
@@ -63,6 +72,9 @@ class FfmpegImageCodec:
     encoder: str
     suffix: str
     knob: str
+    """What the knob is, as reports label it (smaller values spend more bits for all three)."""
+    knob_range: tuple[float, float]
+    integer_knob: bool
     qualities: tuple[float, ...]
     options: tuple[str, ...]
     """Encoder options; ``{q}`` is replaced by the knob value."""
@@ -72,9 +84,17 @@ class FfmpegImageCodec:
     def unavailable_reason(self) -> str | None:
         return ffmpeg_unavailable_reason(self.encoder)
 
+    def check_quality(self, quality: float) -> None:
+        """Raise InputError unless ``quality`` is a value the encoder takes for its knob."""
+        low, high = self.knob_range
+        if not low <= quality <= high or (self.integer_knob and quality != int(quality)):
+            kind = "an integer " if self.integer_knob else ""
+            raise InputError(f"{self.name} {self.knob} must be {kind}in [{low:g}, {high:g}], got {quality:g}")
+
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         """The raw bitstream of ``image`` (H x W x 3 or H x W grey uint8) at knob value ``quality``."""
         check_image_uint8(image)
+        self.check_quality(quality)
         reason = self.unavailable_reason()
         if reason:
             raise NeuralCodecError(f"{self.name} is unavailable: {reason}")
@@ -112,14 +132,14 @@ def _pad_even(image: np.ndarray) -> np.ndarray:
     return np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2)) + ((0, 0),) * (image.ndim - 2), mode="edge")
 
 
-JPEGXL = FfmpegImageCodec("jpegxl", "libjxl", ".jxl", "Butteraugli distance (smaller = more bits)",
+JPEGXL = FfmpegImageCodec("jpegxl", "libjxl", ".jxl", "Butteraugli distance", (0.0, 15.0), False,
                           (12.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.6, 0.3), ("-distance", "{q}", "-effort", "7"),
                           yuv420=False)
-HEVC = FfmpegImageCodec("hevc", "libx265", ".hevc", "CRF (smaller = more bits)",
+HEVC = FfmpegImageCodec("hevc", "libx265", ".hevc", "CRF", (0.0, 51.0), False,
                         (46.0, 42.0, 38.0, 34.0, 30.0, 26.0, 22.0, 18.0),
                         ("-crf", "{q}", "-preset", "medium", "-x265-params", "keyint=1:info=0:log-level=error", "-f", "hevc"),
                         yuv420=True)
-AV1 = FfmpegImageCodec("av1", "libaom-av1", ".obu", "CRF (smaller = more bits)",
+AV1 = FfmpegImageCodec("av1", "libaom-av1", ".obu", "CRF", (0.0, 63.0), True,
                        (58.0, 52.0, 46.0, 40.0, 34.0, 28.0, 22.0, 16.0),
                        ("-crf", "{q}", "-b:v", "0", "-still-picture", "1", "-cpu-used", "6", "-f", "obu"),
                        yuv420=True)

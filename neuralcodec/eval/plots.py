@@ -8,6 +8,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from neuralcodec.errors import InputError
 
@@ -28,8 +29,11 @@ def _draw(
         axes.plot(rates, qualities, marker="o", markersize=4, label=name)
     if reference is not None:
         axes.axhline(reference[1], color="black", linestyle="--", linewidth=1, label=reference[0])
-    if log_x:
+    if log_x:  # ticks at 1, 2, 5 x powers of ten, labelled as plain numbers (0.05, 0.1, 0.2...)
         axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)

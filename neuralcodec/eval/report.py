@@ -1,10 +1,12 @@
 """The reports of `codec eval`: results.json/.csv, plots and summary.md from the measured rows.
 
-Per codec and knob value: mean rate and distortion, and (with a task) the task's metrics over those
-samples plus their *degradation*, the loss against the uncompressed samples (accuracy drop, WER
-increase; positive = worse). Across all operating points: Spearman and Pearson correlations between
-each distortion metric (and the rate) and the task's headline metric. BD-rates against an anchor
-codec for images (PSNR, PCHIP).
+Per codec and knob value (each codec's own knob, named in every table, plot and in results.json):
+mean rate and distortion (and MS-SSIM in dB, ``-10 log10(1 - mean MS-SSIM)``), and (with a task) the
+task's metrics over those samples plus their *degradation*, the loss against the uncompressed samples
+(accuracy drop, WER increase; positive = worse). Across all operating points: Spearman and Pearson
+correlations between each distortion metric (and the rate) and the task's headline metric. BD-rates
+against an anchor codec for images (PSNR, PCHIP). Rate-distortion plots have a log-scale rate axis and
+show MS-SSIM in dB. results.json also records the software versions and the UTC date of the run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,10 +25,12 @@ from scipy import stats
 
 from neuralcodec.errors import InputError
 from neuralcodec.eval.bdrate import bd_rate_or_reason, rate_at_quality
+from neuralcodec.eval.environment import environment, utc_now
 from neuralcodec.eval.measure import AUDIO_METRICS, IMAGE_METRICS
 from neuralcodec.eval.plots import plot_rd_curves
 from neuralcodec.eval.tasks import PerceptionTask
 from neuralcodec.fileio import atomic_write_bytes
+from neuralcodec.metrics import ms_ssim_db
 
 DEGRADATION_BUDGETS = (0.01, 0.05)
 """Task-metric losses (absolute: 1 and 5 accuracy or WER points) for which the rate needed is reported."""
@@ -35,7 +39,16 @@ REFERENCE_CODEC = "uncompressed"
 """The codec name of the rows that score the task on the original samples."""
 
 METRIC_LABELS = {"bpp": "bits per pixel", "kbps": "kbit/s", "psnr": "PSNR (dB)", "psnr_y": "PSNR-Y (dB)",
-                 "ssim": "SSIM", "ms_ssim": "MS-SSIM", "snr": "SNR (dB)"}
+                 "ssim": "SSIM", "ms_ssim": "MS-SSIM", "ms_ssim_db": "MS-SSIM (dB)", "snr": "SNR (dB)"}
+
+
+def _with_derived(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The curve metrics: the measured ones, with MS-SSIM in dB after MS-SSIM."""
+    return tuple(m for metric in metrics for m in ((metric, "ms_ssim_db") if metric == "ms_ssim" else (metric,)))
+
+
+PLOTTED_LEFT_OUT = ("ms_ssim",)
+"""Curve metrics not plotted (MS-SSIM is plotted in dB)."""
 
 
 def average_rows(rows: list[dict], key: str, metrics: Sequence[str]) -> list[dict]:
@@ -62,6 +75,8 @@ def _curve(rows: list[dict], metrics: tuple[str, ...], task: PerceptionTask | No
     curve = []
     for point in average_rows(rows, "quality", metrics):
         point["samples"] = counts[point["quality"]]
+        if point.get("ms_ssim") is not None:
+            point["ms_ssim_db"] = ms_ssim_db(point["ms_ssim"])
         if task is not None:
             summary = task.summarize([r["task"] for r in rows if r["quality"] == point["quality"]])
             point["task"] = summary
@@ -95,8 +110,9 @@ def _rates_within_budgets(curves: dict[str, list[dict]], rate: str) -> dict[str,
 
 
 def write_report(rows: list[dict], out: Path, keys: list[str], unavailable: dict[str, str], anchor: str | None,
-                 task: PerceptionTask | None = None, modality: str = "image") -> dict:
-    """Write results.json/.csv, the plots and summary.md for the rows of the listed samples."""
+                 knobs: Mapping[str, str], task: PerceptionTask | None = None, modality: str = "image") -> dict:
+    """Write results.json/.csv, the plots and summary.md for the rows of the listed samples; ``knobs`` names
+    each codec's knob (``{"jpeg": "quality", "hevc": "CRF", ...}``)."""
     wanted = set(keys)
     selected = [r for r in rows if r["file"] in wanted]
     coded = [r for r in selected if r["codec"] != REFERENCE_CODEC]
@@ -111,7 +127,9 @@ def write_report(rows: list[dict], out: Path, keys: list[str], unavailable: dict
         by_codec.setdefault(row["codec"], []).append(row)
     curves = {name: _curve(group, metrics, task, reference) for name, group in by_codec.items()}
     anchor = anchor if anchor in curves else next(iter(curves))
-    result: dict[str, Any] = {"samples": len(keys), "modality": modality, "anchor": anchor, "curves": curves}
+    result: dict[str, Any] = {"samples": len(keys), "modality": modality, "date_utc": utc_now(),
+                              "environment": environment(), "anchor": anchor,
+                              "knobs": {name: knobs[name] for name in curves}, "curves": curves}
     if modality == "image":
         result["bd_rate_percent_vs_anchor"] = _bd_rates(curves, anchor)
     if task is not None:
@@ -122,9 +140,9 @@ def write_report(rows: list[dict], out: Path, keys: list[str], unavailable: dict
     result["unavailable"] = unavailable
     result["rows"] = selected
     atomic_write_bytes(out / "results.json", json.dumps(result, indent=2).encode())
-    _write_csv(out / "results.csv", selected, metrics)
-    _plot(result, out, metrics)
-    atomic_write_bytes(out / "summary.md", _summary(result, metrics).encode())
+    _write_csv(out / "results.csv", selected, metrics, result["knobs"])
+    _plot(result, out, _with_derived(metrics))
+    atomic_write_bytes(out / "summary.md", _summary(result, _with_derived(metrics)).encode())
     return result
 
 
@@ -135,25 +153,32 @@ def _bd_rates(curves: dict[str, list[dict]], anchor: str) -> dict[str, float | s
             for name, curve in curves.items() if name != anchor}
 
 
+def _legend(name: str, knob: str, curve: list[dict]) -> str:
+    """``jpeg (quality 1-95)``: the codec, its knob and the knob's values from the lowest rate to the highest."""
+    return f"{name} ({knob} {curve[0]['quality']:g}-{curve[-1]['quality']:g})"
+
+
 def _plot(result: dict, out: Path, metrics: tuple[str, ...]) -> None:
     rate, curves, samples = metrics[0], result["curves"], result["samples"]
-    for metric in metrics[1:]:
-        series = {n: [(p[rate], p[metric]) for p in c if p.get(metric) is not None and math.isfinite(p[metric])]
+    labels = {name: _legend(name, result["knobs"][name], curve) for name, curve in curves.items()}
+    for metric in (m for m in metrics[1:] if m not in PLOTTED_LEFT_OUT):
+        series = {labels[n]: [(p[rate], p[metric]) for p in c if p.get(metric) is not None and math.isfinite(p[metric])]
                   for n, c in curves.items()}
         series = {n: s for n, s in series.items() if s}
         if series:
-            plot_rd_curves(series, out / f"rd_{metric}.png", xlabel=METRIC_LABELS[rate], ylabel=METRIC_LABELS[metric],
-                           title=f"{METRIC_LABELS[metric]} vs rate ({samples} samples)")
+            plot_rd_curves(series, out / f"rd_{metric}.png", xlabel=f"{METRIC_LABELS[rate]} (log scale)",
+                           ylabel=METRIC_LABELS[metric], title=f"{METRIC_LABELS[metric]} vs rate ({samples} samples)",
+                           log_x=True)
     if "task" not in result:
         return
     task = result["task"]
     headline, reference = task["headline"], task["uncompressed"][task["headline"]]
-    plot_rd_curves({n: [(p[rate], p["task"][headline]) for p in c] for n, c in curves.items()},
+    plot_rd_curves({labels[n]: [(p[rate], p["task"][headline]) for p in c] for n, c in curves.items()},
                    out / "task_vs_rate.png", xlabel=f"{METRIC_LABELS[rate]} (log scale)", ylabel=f"{task['name']} {headline}",
                    title=f"{task['name']}: {headline} vs rate ({samples} samples)", log_x=True,
                    reference=("uncompressed", reference))
     distortion = metrics[1]
-    plot_rd_curves({n: [(p[distortion], p["task"][headline]) for p in c if math.isfinite(p[distortion])]
+    plot_rd_curves({labels[n]: [(p[distortion], p["task"][headline]) for p in c if math.isfinite(p[distortion])]
                     for n, c in curves.items()},
                    out / f"task_vs_{distortion}.png", xlabel=METRIC_LABELS[distortion], ylabel=f"{task['name']} {headline}",
                    title=f"{task['name']}: {headline} vs {METRIC_LABELS[distortion]}", reference=("uncompressed", reference))
@@ -168,15 +193,16 @@ def _scalar_task_fields(rows: list[dict]) -> list[str]:
     return list(fields)
 
 
-def _write_csv(path: Path, rows: list[dict], metrics: tuple[str, ...]) -> None:
+def _write_csv(path: Path, rows: list[dict], metrics: tuple[str, ...], knobs: Mapping[str, str]) -> None:
     task_fields = _scalar_task_fields(rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["codec", "quality", "file", "bytes", *metrics,
+    writer = csv.DictWriter(buffer, fieldnames=["codec", "knob", "quality", "file", "bytes", *metrics,
                                                 *(f"task_{k}" for k in task_fields)],
                             extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, **{f"task_{k}": row.get("task", {}).get(k) for k in task_fields}})
+        writer.writerow({**row, "knob": knobs.get(row["codec"], ""),
+                         **{f"task_{k}": row.get("task", {}).get(k) for k in task_fields}})
     atomic_write_bytes(path, buffer.getvalue().encode())
 
 
@@ -189,13 +215,13 @@ def _format(value: Any, digits: int = 4) -> str:
 def _summary(result: dict, metrics: tuple[str, ...]) -> str:
     task = result.get("task")
     title = f"# Codec evaluation ({result['samples']} samples" + (f", task {task['name']})" if task else ")")
-    headers = ["codec", "quality", *(METRIC_LABELS[m] for m in metrics)]
+    headers = ["codec", "knob", "value", *(METRIC_LABELS[m] for m in metrics)]
     if task:
         headers += [task["headline"], "degradation"]
     lines = [title, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for name, curve in result["curves"].items():
         for p in curve:
-            cells = [name, f"{p['quality']:g}", *(_format(p.get(m)) for m in metrics)]
+            cells = [name, result["knobs"][name], f"{p['quality']:g}", *(_format(p.get(m)) for m in metrics)]
             if task:
                 cells += [_format(p["task"][task["headline"]]), _format(p["degradation"])]
             lines.append("| " + " | ".join(cells) + " |")
@@ -218,4 +244,6 @@ def _summary(result: dict, metrics: tuple[str, ...]) -> str:
                   for name, value in result["bd_rate_percent_vs_anchor"].items()]
     if result["unavailable"]:
         lines += ["", "Unavailable: " + "; ".join(f"{k} ({v})" for k, v in result["unavailable"].items())]
+    versions = ", ".join(f"{name} {value}" for name, value in result["environment"].items() if value is not None)
+    lines += ["", f"Measured {result['date_utc']} with {versions}."]
     return "\n".join(lines) + "\n"

@@ -75,17 +75,47 @@ class _RowLog:
         self.done.add((row["codec"], row["quality"], row["file"]))
 
 
+def _sweeps(codecs: Sequence[str], modality: str,
+            qualities: Mapping[str, Sequence[float]]) -> list[tuple[Any, tuple[float, ...]]]:
+    """(adapter, knob values) per codec name, every name and value checked (InputError) before any coding."""
+    unknown = set(qualities) - set(codecs)
+    if unknown:
+        raise InputError(f"--qualities names {', '.join(sorted(unknown))}, which is not in the codecs evaluated "
+                         f"({', '.join(codecs)})")
+    sweeps = []
+    for name in codecs:
+        adapter = _adapter(name, modality)
+        sweep = tuple(float(q) for q in qualities.get(name, adapter.qualities))
+        for quality in sweep:
+            adapter.check_quality(quality)
+        sweeps.append((adapter, sweep))
+    return sweeps
+
+
+def _anchor_name(anchor: str | None, codecs: Sequence[str], adapters: Sequence[Any]) -> str | None:
+    """The result name of ``anchor`` (given as in ``codecs`` or as a result name); InputError if it is neither."""
+    if anchor is None:
+        return None
+    names = {**{name: adapter.name for name, adapter in zip(codecs, adapters)}, **{a.name: a.name for a in adapters}}
+    if anchor not in names:
+        raise InputError(f"--anchor {anchor} is not one of the codecs evaluated ({', '.join(codecs)})")
+    return names[anchor]
+
+
 def evaluate(codecs: Sequence[str], data: str | Path | None, out_dir: str | Path, task: PerceptionTask | None = None,
              limit: int | None = None, anchor: str | None = None,
              qualities: Mapping[str, Sequence[float]] | None = None, progress: bool = True) -> dict:
     """Sweep ``codecs`` (adapter names) over ``data``, optionally scoring ``task``; see the module docstring.
 
-    ``qualities`` replaces the default sweep of the codecs it names. Returns the report as a dict.
+    ``qualities`` replaces the default sweep of the codecs it names. Every codec name, knob value and the
+    ``anchor`` are checked before any sample is read or coded. Returns the report as a dict.
     """
+    modality = task.modality if task else "image"
+    sweeps = _sweeps(codecs, modality, qualities or {})
+    anchor = _anchor_name(anchor, codecs, [adapter for adapter, _ in sweeps])
     samples = task.samples(Path(data) if data is not None else None, limit) if task else _image_samples(data, limit)
     if not samples:
         raise InputError(f"no samples to evaluate in {data}")
-    modality = task.modality if task else "image"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = _RowLog(out / ROWS_NAME)
@@ -94,15 +124,11 @@ def evaluate(codecs: Sequence[str], data: str | Path | None, out_dir: str | Path
                            unit="sample", disable=not progress):
             log.add({"codec": REFERENCE_CODEC, "quality": 0, "file": sample.key, "task": task.score(sample, sample.signal)})
     unavailable: dict[str, str] = {}
-    evaluated: list[str] = []
-    for name in codecs:
-        adapter = _adapter(name, modality)
-        evaluated.append(adapter.name)
+    for adapter, sweep in sweeps:
         reason = adapter.unavailable_reason()
         if reason:
             unavailable[adapter.name] = reason
             continue
-        sweep = tuple(float(q) for q in (qualities or {}).get(name, adapter.qualities))
         todo = [(q, s) for q in sweep for s in samples if (adapter.name, q, s.key) not in log.done]
         for quality, sample in tqdm(todo, desc=adapter.name, unit="sample", disable=not progress or not todo):
             measured, decoded = _round_trip(adapter, sample, quality)
@@ -110,6 +136,6 @@ def evaluate(codecs: Sequence[str], data: str | Path | None, out_dir: str | Path
             if task is not None:
                 row["task"] = task.score(sample, decoded)
             log.add(row)
-    wanted_codecs = {*evaluated, REFERENCE_CODEC}
-    rows = [r for r in log.rows if r["codec"] in wanted_codecs]
-    return write_report(rows, out, [s.key for s in samples], unavailable, anchor, task, modality)
+    knobs = {adapter.name: adapter.knob for adapter, _ in sweeps}
+    rows = [r for r in log.rows if r["codec"] in {*knobs, REFERENCE_CODEC}]
+    return write_report(rows, out, [s.key for s in samples], unavailable, anchor, knobs, task, modality)

@@ -55,7 +55,7 @@ def read_idx_pair(images_path: str | Path, labels_path: str | Path | None = None
     if labels_path is None:
         labels_path = images_path.with_name(images_path.name.replace("images-idx3", "labels-idx1"))
         if labels_path == images_path or not labels_path.exists():
-            raise InputError(f"no labels file beside {images_path} (expected {labels_path.name}); pass it explicitly")
+            raise InputError(f"no labels file beside {images_path} (expected {labels_path.name}); give it with --labels")
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

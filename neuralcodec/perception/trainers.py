@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuralcodec.train.arguments import Trainer, TrainDefaults, export_from_rank_zero
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
 
 def _add_classifier_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=24, help="channel width multiplier")
+    p.add_argument("--labels", type=Path, default=None, metavar="IDX",
+                   help="the IDX labels file of --data (default: its *-labels-idx1-ubyte[.gz] twin beside it)")
 
 
 def _add_face_embedder_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +30,7 @@ def _train_classifier(args: argparse.Namespace, config: "TrainConfig") -> None:
     from neuralcodec.perception import data, networks, training
     from neuralcodec.perception.weights import export_perception_model
 
-    labelled = data.read_idx_pair(args.data)
+    labelled = data.read_idx_pair(args.data, args.labels)
     val_mask = np.random.default_rng(args.seed).random(len(labelled.labels)) < args.val_fraction
     model_config = networks.ClassifierConfig(height=labelled.images.shape[1], width=labelled.images.shape[2],
                                              classes=int(labelled.labels.max()) + 1, width_multiplier=args.width)
@@ -50,7 +53,7 @@ def _train_face_embedder(args: argparse.Namespace, config: "TrainConfig") -> Non
 
 TRAINERS = (
     Trainer(name="classifier", help="a grey-image classifier for `codec eval --task classify`",
-            data_help="an IDX images file with its labels file beside it",
+            data_help="an IDX images file (labels: --labels, or the labels file beside it)",
             defaults=TrainDefaults(batch_size=128, lr=2e-3, val_batch_size=512),
             add_arguments=_add_classifier_arguments, run=_train_classifier),
     Trainer(name="face-embedder", help="a face embedder for `codec eval --task face-id`",

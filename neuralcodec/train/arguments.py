@@ -52,11 +52,13 @@ class Trainer:
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Help that ends each option with its default, unless the text already says it or there is none."""
+    """Help that ends each option with its default, unless the text already says it or there is none
+    (None, an empty string, a switch's False; a default of 0 is shown)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        absent = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if "default" in text or absent or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
@@ -76,7 +78,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, trainer: Trainer) -> N
     parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     parser.add_argument("--validate-every", type=int, default=2000, help="steps between validations")
     parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: as many as torch picks)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--no-amp", action="store_true",
                         help="train in float32 (default: bfloat16 autocast on GPUs and on CPUs with native bf16)")

@@ -14,6 +14,7 @@ from neuralcodec.media.images import IMAGE_SUFFIXES
 from neuralcodec.train.arguments import TrainDefaults, Trainer, export_from_rank_zero
 
 if TYPE_CHECKING:
+    from neuralcodec.codecs.image.model import HyperpriorConfig
     from neuralcodec.train.loop import TrainConfig
 
 NAME = "image-hyperprior"
@@ -25,17 +26,25 @@ def sniff(path: Path) -> int:
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from these weights (shipped model id or .safetensors) instead of random ones; the "
+                        "architecture and rate levels are then the model's, and flags that contradict them are errors")
     p.add_argument("--lmbda", type=float, action="append", default=None,
-                   help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels 0.0018-0.0483)")
+                   help="rate-distortion trade-off; repeat for a variable-rate model (default: 6 levels "
+                        "0.0018-0.0483; with --init-from: the model's)")
+    p.add_argument("--change-levels", action="store_true",
+                   help="with --init-from: train the --lmbda levels instead of the model's (levels added, removed or "
+                        "moved; each new level starts from the nearest trained one)")
     p.add_argument("--metric", choices=["mse", "ms-ssim"], default="mse", help="distortion of the loss")
-    p.add_argument("--channels", type=int, default=128, help="transform width N")
-    p.add_argument("--latent-channels", type=int, default=192, help="latent channels M")
-    p.add_argument("--scale-only", action="store_true", help="scale hyperprior (Ballé 2018) instead of mean-scale")
+    p.add_argument("--channels", type=int, default=None,
+                   help="transform width N (default: 128; with --init-from: the model's)")
+    p.add_argument("--latent-channels", type=int, default=None,
+                   help="latent channels M (default: 192; with --init-from: the model's)")
+    p.add_argument("--scale-only", action="store_true",
+                   help="scale hyperprior (Ballé 2018) instead of mean-scale (with --init-from: as the model is)")
     p.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 64)")
     p.add_argument("--whole-images", action="store_true",
                    help="train on whole same-size images (e.g. faces) instead of random crops")
-    p.add_argument("--init-from", default=None,
-                   help="start from these weights (shipped model id or .safetensors) instead of random ones")
     p.add_argument("--task-loss", default=None, metavar="MODEL",
                    help="add a task-aware distortion, 1 - cosine between this frozen classifier's or face "
                         "embedder's outputs on x and on the reconstruction (shipped id or .safetensors)")
@@ -46,19 +55,54 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="alpha: weight of the task-aware distortion, in units of 255^2*MSE (with --task-loss)")
 
 
+_CONFIG_FLAGS = {"n": "--channels", "m": "--latent-channels", "mean_scale": "--scale-only", "lambdas": "--lmbda"}
+"""The flag that sets each :class:`HyperpriorConfig` field."""
+
+
+def _describe(field: str, value: object) -> str:
+    """A config field's value as an error message shows it."""
+    if field == "mean_scale":
+        return "mean-scale" if value else "scale-only"
+    if field == "lambdas":
+        return f"{len(value)} levels: λ {', '.join(f'{v:g}' for v in value)}"
+    return f"{field.upper()}={value}"
+
+
+def _model_config(args: argparse.Namespace) -> "HyperpriorConfig":
+    """The architecture and levels to train: the flags given, over the ``--init-from`` model's config (or the
+    defaults). A flag contradicting the starting model is an error (``--lmbda`` only without ``--change-levels``)."""
+    from dataclasses import replace
+
+    from neuralcodec.codecs.image.model import HyperpriorConfig
+    from neuralcodec.pretrained import load_named_weights
+
+    given = {"n": args.channels, "m": args.latent_channels, "mean_scale": False if args.scale_only else None,
+             "lambdas": tuple(args.lmbda) if args.lmbda else None}
+    given = {field: value for field, value in given.items() if value is not None}
+    if args.change_levels and (args.init_from is None or "lambdas" not in given):
+        raise InputError("--change-levels goes with --init-from and --lmbda")
+    if args.init_from is None:
+        return HyperpriorConfig(**given)
+    start = HyperpriorConfig.from_dict(load_named_weights(args.init_from, NAME).config)
+    for field, value in given.items():
+        if value == getattr(start, field) or (field == "lambdas" and args.change_levels):
+            continue
+        hint = "add --change-levels to train these levels instead" if field == "lambdas" else "leave the flag out"
+        raise InputError(f"{_CONFIG_FLAGS[field]} ({_describe(field, value)}) contradicts --init-from {args.init_from}, "
+                         f"which has {_describe(field, getattr(start, field))}; {hint}")
+    return replace(start, **given)
+
+
 def _train(args: argparse.Namespace, config: "TrainConfig") -> None:
     from neuralcodec.codecs.image.export import export_image_hyperprior
-    from neuralcodec.codecs.image.model import DEFAULT_LAMBDAS, HyperpriorConfig
     from neuralcodec.codecs.image.training import train_image_hyperprior
 
-    model_config = HyperpriorConfig(n=args.channels, m=args.latent_channels, mean_scale=not args.scale_only,
-                                    lambdas=tuple(args.lmbda) if args.lmbda else DEFAULT_LAMBDAS)
     if (args.task_loss is None) != (args.task_weight == 0):
         raise InputError("--task-loss and a non-zero --task-weight go together")
     task_layers = tuple(name for name in args.task_layers.split(",") if name)
     if task_layers and args.task_loss is None:
         raise InputError("--task-layers needs --task-loss")
-    model = train_image_hyperprior(args.data, config, model_config, metric=args.metric, crop=args.crop,
+    model = train_image_hyperprior(args.data, config, _model_config(args), metric=args.metric, crop=args.crop,
                                    val_fraction=args.val_fraction, init_from=args.init_from,
                                    whole_images=args.whole_images, task_loss=args.task_loss,
                                    task_weight=args.task_weight, task_layers=task_layers)

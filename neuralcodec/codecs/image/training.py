@@ -37,10 +37,15 @@ def perception_task_distortion(model: str, layers: Sequence[str] = ()) -> TaskDi
         raise InputError(f"{model}: {error}") from None
 
 
+def _architecture(config: HyperpriorConfig) -> str:
+    kind = "mean-scale" if config.mean_scale else "scale-only"
+    return f"N={config.n} M={config.m} {kind} in_channels={config.in_channels}"
+
+
 def train_image_hyperprior(
     data: str | Path,
     config: TrainConfig,
-    model_config: HyperpriorConfig = HyperpriorConfig(),
+    model_config: HyperpriorConfig | None = None,
     metric: str = "mse",
     crop: int = 256,
     val_fraction: float = 0.05,
@@ -55,7 +60,8 @@ def train_image_hyperprior(
     A deterministic ``val_fraction`` of the files is held out for validation. Checkpoints and the
     JSONL log go to ``config.out_dir``. ``init_from`` (a shipped model id or a .safetensors path)
     starts from existing weights, e.g. to fine-tune a domain codec or to add rate levels (other
-    ``model_config.lambdas``); a checkpoint in ``out_dir`` wins.
+    ``model_config.lambdas``; the architecture must be the model's); a checkpoint in ``out_dir`` wins.
+    ``model_config`` None: the ``init_from`` model's config, or the default one.
     ``whole_images`` trains on whole same-size images (e.g. faces) instead of random crops. ``task_loss``
     (a classifier or face-embedder id/path) adds ``task_weight`` x its task-aware distortion to the loss,
     comparing its output and, with ``task_layers``, those intermediate features too.
@@ -69,19 +75,21 @@ def train_image_hyperprior(
             train_files, crop=crop, samples_per_epoch=max(1000, config.batch_size * 100), seed=config.seed
         )
         val_set = CenterCropDataset(val_files, crop=256) if val_files else None
+    start = model_from_weights(load_named_weights(str(init_from), ImageHyperpriorCodec.name)) if init_from else None
+    model_config = model_config or (start.config if start else HyperpriorConfig())
+    if start is None:
+        model = ImageHyperprior(model_config)
+    elif replace(start.config, lambdas=model_config.lambdas) != model_config:
+        raise InputError(f"{init_from} has architecture {_architecture(start.config)}, "
+                         f"not {_architecture(model_config)}")
+    elif start.config.levels == model_config.levels:
+        start.config = model_config  # new λs for the same levels: fine-tuning moves each level's gains
+        model = start
+    else:
+        model = start.with_lambdas(model_config.lambdas)  # levels added or removed
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
-    if init_from is not None:
-        model = model_from_weights(load_named_weights(str(init_from), ImageHyperpriorCodec.name))
-        if replace(model.config, lambdas=model_config.lambdas) != model_config:
-            raise InputError(f"{init_from} has architecture {model.config}, not the requested {model_config}")
-        if model.config.levels == model_config.levels:
-            model.config = model_config  # new λs for the same levels: fine-tuning moves each level's gains
-        else:
-            model = model.with_lambdas(model_config.lambdas)  # levels added or removed
-    else:
-        model = ImageHyperprior(model_config)
     distortion = perception_task_distortion(task_loss, task_layers) if task_loss else None
     loss = RateDistortionLoss(metric, task_distortion=distortion, task_weight=task_weight)
     task = ImageRateDistortionTask(model_config.lambdas, loss)

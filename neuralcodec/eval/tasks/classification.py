@@ -24,7 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ShippedClassifierTask:
     """Top-1 accuracy of a shipped (or user-trained) grey classifier on an IDX test set with labels.
 
-    ``data`` is the IDX images file (labels found beside it, e.g. ``t10k-labels-idx1-ubyte.gz``).
+    ``data`` is the IDX images file; its labels are the IDX file ``labels``, or when that is None the
+    labels file beside it (e.g. ``t10k-labels-idx1-ubyte.gz``).
     Per sample: ``correct`` (against the label) and ``agrees`` (same class as on the original)."""
 
     name = "classify"
@@ -32,15 +33,18 @@ class ShippedClassifierTask:
     headline = "accuracy"
     higher_is_better = True
 
-    def __init__(self, model: str = "classifier-mnist") -> None:
+    def __init__(self, model: str = "classifier-mnist", labels: str | Path | None = None) -> None:
+        if labels is not None and not Path(labels).is_file():
+            raise InputError(f"labels file not found: {labels}")
         self.model = load_classifier(model)
         self.model_name = model
+        self.labels = labels
         self._original_predictions: dict[str, int] = {}
 
     def samples(self, data: Path | None, limit: int | None = None) -> list[Sample]:
         if data is None:
-            raise InputError("the classify task needs --data: an IDX images file with its labels file beside it")
-        labelled = read_idx_pair(data)
+            raise InputError("the classify task needs --data: an IDX images file (and its labels, --labels)")
+        labelled = read_idx_pair(data, self.labels)
         size = (self.model.config.height, self.model.config.width)
         if labelled.images.shape[1:] != size:
             raise InputError(f"{data} holds {labelled.images.shape[1:]} images; {self.model_name} takes {size}")

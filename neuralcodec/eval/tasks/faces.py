@@ -43,7 +43,8 @@ class FaceIdentificationTask:
 
     def samples(self, data: Path | None, limit: int | None = None) -> list[Sample]:
         """The faces of ``self.subjects`` (all subjects when None) in the ORL-layout folder ``data``;
-        ``limit`` keeps the first faces of each subject's list order, but the gallery is always complete."""
+        ``limit`` keeps the first ``limit`` faces of each subject (in list order) as probes, but the
+        gallery is always complete."""
         if data is None:
             raise InputError("the face-id task needs --data: the ORL faces folder (with labels.csv)")
         faces = read_orl_faces(data)
@@ -58,8 +59,13 @@ class FaceIdentificationTask:
         self._labels = faces.labels
         self._gallery = embed_faces(self.embedder, torch.from_numpy(faces.images))
         self.threshold = self._threshold_at_far(TARGET_FAR)
-        return [Sample(name, image, int(label)) for name, image, label in
-                zip(faces.names, faces.images, faces.labels)][:limit]
+        seen: dict[int, int] = {}
+        samples = []
+        for name, image, label in zip(faces.names, faces.images, faces.labels):
+            seen[int(label)] = seen.get(int(label), 0) + 1
+            if limit is None or seen[int(label)] <= limit:
+                samples.append(Sample(name, image, int(label)))
+        return samples
 
     def _threshold_at_far(self, far: float) -> float:
         """The cosine similarity above which ``far`` of the uncompressed different-person pairs lie."""
