@@ -169,8 +169,8 @@ def _mutate_payload(payload, rng: random.Random) -> str:
         value = rng.choice(INTERESTING_INTS) if rng.random() < 0.7 else rng.randint(-5, 70000)
         meta[key] = float(value) if isinstance(meta[key], float) and rng.random() < 0.5 else value
         if key in ("height", "width") and rng.random() < 0.3:  # both sides: a decompression bomb
-            other = "width" if key == "height" else "height"
-            meta[other] = value
+            meta["height"] = meta["width"] = value
+            return f"height = width = {value}"
         return f"{key} = {meta[key]}"
     if choice == "meta-type" and meta:
         key = rng.choice(sorted(meta))
