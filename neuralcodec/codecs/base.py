@@ -89,4 +89,5 @@ class Family:
     options: type[EncodeOptions]
     load_codec_class: Callable[[], type]
     """Imports and returns the family's :class:`Codec` class (torch is imported only then)."""
-    trainer: Trainer | None = None
+    trainers: tuple[Trainer, ...] = ()
+    """Its ``codec train NAME`` subcommands."""

@@ -62,4 +62,4 @@ def _codec_class() -> type:
 
 
 FAMILY = Family(name=NAME, summary="lossless 8-bit grey images of a fixed size (IDX files, folders): HCLT circuits",
-                sniff=sniff, options=LosslessOptions, load_codec_class=_codec_class, trainer=TRAINER)
+                sniff=sniff, options=LosslessOptions, load_codec_class=_codec_class, trainers=(TRAINER,))

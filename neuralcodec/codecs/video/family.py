@@ -73,4 +73,4 @@ def _codec_class() -> type:
 
 
 FAMILY = Family(name=NAME, summary="video (Y4M; MP4, MKV... through ffmpeg; folders of frames): spatiotemporal prior",
-                sniff=sniff, options=VideoOptions, load_codec_class=_codec_class, trainer=TRAINER)
+                sniff=sniff, options=VideoOptions, load_codec_class=_codec_class, trainers=(TRAINER,))
