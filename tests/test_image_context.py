@@ -165,6 +165,13 @@ def test_cli_trains_resumes_and_exports_a_context_model(tiny_weights: Path, imag
     weights = out / "model.safetensors"
     assert main(["encode", str(photo_png), str(tmp_path / "x.ncd"), "--model", str(weights), "--verify"]) == 0
     assert main(["decode", str(tmp_path / "x.ncd"), str(tmp_path / "x.png"), "--model", str(weights)]) == 0
+    # a new run continues from the exported model: its architecture, channel order and weights
+    again = tmp_path / "ctx-again"
+    assert main([*args[:7], str(again), *args[8:], "--context-from", str(weights), "--steps", "0",
+                 "--groups", "24", "--latent-cache", str(out / "latents")]) == 0
+    assert json.loads((again / "context_config.json").read_text())["channel_order"] == order
+    exported, started = load_weights_file(weights).tensors, load_weights_file(again / "model.safetensors").tensors
+    assert exported.keys() == started.keys() and all(torch.equal(exported[k], started[k]) for k in exported)
 
 
 def test_cli_rejects_bad_groups(tiny_weights: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):

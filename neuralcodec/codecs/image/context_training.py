@@ -92,6 +92,17 @@ class ContextRateTask:
         return metrics
 
 
+def _context_weights(name: str, image: ImageHyperprior) -> ImageContextModel:
+    """The context model stored under ``name``, checked to be built on ``image``."""
+    model = model_from_weights(load_named_weights(name, "image-hyperprior"))
+    if not isinstance(model, ImageContextModel):
+        raise InputError(f"{name} is not a context model")
+    if model.config.image != image.config or any(
+            not torch.equal(a, b) for a, b in zip(model.image.state_dict().values(), image.state_dict().values())):
+        raise InputError(f"{name} was trained on another hyperprior than --init-from")
+    return model
+
+
 def channel_order(model: ImageHyperprior, u: torch.Tensor, symbols: torch.Tensor) -> list[int]:
     """Latent channels by decreasing rate under the hyperprior (summed over levels): the most informative
     channels are coded first, in the small groups, and become context for the rest."""
@@ -110,12 +121,14 @@ def channel_order(model: ImageHyperprior, u: torch.Tensor, symbols: torch.Tensor
 def train_image_context(data: str | Path, config: TrainConfig, init_from: str, context: ContextConfig,
                         crops: int = 4000, val_crops: int = 64, crop: int = 256,
                         val_fraction: float = 0.05, order_channels: bool = True,
-                        cache_dir: Path | None = None) -> ImageContextModel:
+                        cache_dir: Path | None = None, context_from: str | None = None) -> ImageContextModel:
     """Train (or resume) the context model of the frozen hyperprior ``init_from`` on latents of random
     crops of the images under ``data`` (a deterministic ``val_fraction`` of the files held out; their
     crops validate). Latents are cached under ``cache_dir`` (default ``OUT/latents``; runs on the same
     hyperprior, data and crops can share one). ``order_channels`` codes the channels by decreasing
-    hyperprior rate (unless ``context`` gives an order)."""
+    hyperprior rate (unless ``context`` gives an order). ``context_from`` (a context model's id or weights
+    file, on the same hyperprior) starts from its context model, architecture and channel order included;
+    a checkpoint in the run folder wins."""
     weights = load_named_weights(init_from, "image-hyperprior")
     image = model_from_weights(weights)
     if not isinstance(image, ImageHyperprior) or not image.config.mean_scale:
@@ -132,6 +145,9 @@ def train_image_context(data: str | Path, config: TrainConfig, init_from: str, c
     key = {"weights": weights.weights_hash.hex()}
     train_set = cached_latents(image, train_files, folder / "train", key, crops, crop, config.seed)
     val_set = cached_latents(image, val_files, folder / "val", key, val_crops, crop, config.seed + 1)
+    start = _context_weights(context_from, image) if context_from is not None else None
+    if start is not None:
+        context = start.config.context
     config_path = out_dir / CONFIG_NAME
     if config_path.is_file():
         context = ContextConfig.from_dict(json.loads(config_path.read_text()))
@@ -143,4 +159,6 @@ def train_image_context(data: str | Path, config: TrainConfig, init_from: str, c
         out_dir.mkdir(parents=True, exist_ok=True)
         config_path.write_text(json.dumps(context.to_dict(), indent=1))
     model = ImageContextModel(ImageContextConfig(image.config, context), image)
+    if start is not None and model.config == start.config:
+        model.context.load_state_dict(start.context.state_dict())
     return fit(model, ContextRateTask(image.config.levels), train_set, val_set, config)

@@ -87,6 +87,9 @@ def _add_context_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, default=4000, help="training crops whose latents are cached")
     p.add_argument("--val-crops", type=int, default=64, help="crops of the held-out images whose latents validate")
     p.add_argument("--crop", type=int, default=256, help="crop size (multiple of 64)")
+    p.add_argument("--context-from", default=None, metavar="MODEL",
+                   help="continue from this context model (shipped id or .safetensors, trained on --init-from); "
+                        "its architecture replaces --groups and the other architecture flags")
     p.add_argument("--latent-cache", type=Path, default=None,
                    help="folder of the cached latents (default OUT/latents; runs on the same data can share one)")
 
@@ -107,7 +110,8 @@ def _train_context(args: argparse.Namespace, config: "TrainConfig") -> None:
                             context_channels=args.context_channels)
     model = train_image_context(args.data, config, args.init_from, context, crops=args.crops,
                                 val_crops=args.val_crops, crop=args.crop, val_fraction=args.val_fraction,
-                                order_channels=not args.keep_channel_order, cache_dir=args.latent_cache)
+                                order_channels=not args.keep_channel_order, cache_dir=args.latent_cache,
+                                context_from=args.context_from)
     shipped = None if names_weights_file(args.init_from) else args.init_from
     export_from_rank_zero(args, lambda path, model_id: export_image_hyperprior(model, path, model_id, shipped),
                           "codec encode IMG OUT.ncd --model {path}",
