@@ -83,6 +83,19 @@ def evaluate_learned(model_id: str, images: list[np.ndarray], qualities: list[fl
     return {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
 
 
+def earlier_models(path: Path, images: int, exclude: list[str]) -> dict:
+    """The learned models of an earlier run's kodak_rd.json, their rows restricted to its first ``images``
+    images (this run's, when both list the Kodak folder in order) and their curves recomputed."""
+    earlier = json.loads(path.read_text())["codecs"]
+    models = {}
+    for name, result in earlier.items():
+        if name in exclude or "rows" not in result or "bit_exact" not in result["rows"][0]:
+            continue
+        rows = [r for r in result["rows"] if r["image"] <= images]
+        models[name] = {"rows": rows, "curve": average_rows(rows, "quality", CURVE_METRICS)}
+    return models
+
+
 def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
     """Per-knob averages and per-image rows of a Pillow codec."""
     codec = get_classical(name)
@@ -128,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="encoder-side latent refinement steps for the learned models (default 0: off)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (quick runs)")
     parser.add_argument("--fresh", action="store_true", help="recompute cached classical-codec results")
+    parser.add_argument("--anchors-from", type=Path, default=None, metavar="KODAK_RD_JSON",
+                        help="also compare with the learned models of an earlier run's kodak_rd.json, on its rows "
+                             "of this run's images (e.g. to compare a new model with a measured one on --limit images)")
     args = parser.parse_args(argv)
     if not args.kodak.is_dir():
         print(f"Kodak folder not found: {args.kodak}", file=sys.stderr)
@@ -152,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results["codecs"][name] = evaluate_classical(name, images)
             cache.write_text(json.dumps(results["codecs"][name]))
+    if args.anchors_from is not None:
+        results["codecs"].update(earlier_models(args.anchors_from, len(files), exclude=learned))
     anchors = {name: _points(r["curve"]) for name, r in results["codecs"].items() if name not in learned and "curve" in r}
     anchors["compressai-bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
     for model_id in learned:

@@ -164,7 +164,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _trainers() -> list[Trainer]:
     """Every `codec train` subcommand: the codec families' trainers, then the perception models'."""
-    return [f.trainer for f in registry.FAMILIES if f.trainer is not None] + list(PERCEPTION_TRAINERS)
+    return [trainer for f in registry.FAMILIES for trainer in f.trainers] + list(PERCEPTION_TRAINERS)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

@@ -43,6 +43,16 @@ def photo_png(tmp_path: Path, photo: np.ndarray) -> Path:
     return path
 
 
+@pytest.fixture
+def image_folder(tmp_path: Path, photo: np.ndarray) -> Path:
+    """Four shifted copies of :func:`photo` as PNGs in a folder (a tiny training set)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(np.roll(photo, 17 * index, axis=1)).save(folder / f"{index}.png")
+    return folder
+
+
 def require_shared(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test when the datasets are not beside the checkout."""
     path = SHARED_DATA.joinpath(*parts)

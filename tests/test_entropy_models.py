@@ -12,7 +12,8 @@ import torch
 from neuralcodec.codecs.common.gdn import GDN
 from neuralcodec.codecs.image.codec import model_from_weights
 from neuralcodec.codecs.common.inference import FrozenGDN
-from neuralcodec.codecs.video.codec import IMAGE_PREFIX, IMAGE_REFERENCE_KEY, video_model_from_weights
+from neuralcodec.codecs.image.reference import IMAGE_PREFIX, IMAGE_REFERENCE_KEY
+from neuralcodec.codecs.video.codec import video_model_from_weights
 from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
 from neuralcodec.pretrained import list_models, load_pretrained
 

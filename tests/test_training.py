@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from neuralcodec.cli import main
 from neuralcodec.media.idx import write_idx
@@ -22,15 +21,6 @@ from neuralcodec.train.losses import RateDistortionLoss
 from neuralcodec.train.loop import (
     TrainConfig, _split_parameters, autocast_available, fit, learning_rate_factor, load_checkpoint,
 )
-
-
-@pytest.fixture
-def image_folder(tmp_path: Path, photo: np.ndarray) -> Path:
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for index in range(4):
-        Image.fromarray(np.roll(photo, 17 * index, axis=1)).save(folder / f"{index}.png")
-    return folder
 
 
 def _tiny_model() -> ImageHyperprior:

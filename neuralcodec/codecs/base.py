@@ -101,4 +101,5 @@ class Family:
     LimitExceededError / CorruptFileError, so a hostile header fails at once."""
     decoded_suffix: Callable[[Payload], str]
     """The suffix of what a payload decodes to by default ("" for a folder): ``codec decode -o DIR`` names."""
-    trainer: Trainer | None = None
+    trainers: tuple[Trainer, ...] = ()
+    """Its ``codec train NAME`` subcommands."""

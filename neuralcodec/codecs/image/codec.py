@@ -3,7 +3,9 @@
 Bitstream of one image (one constriction ANS stream, decode order):
 1. hyper-latent symbols ``round(z - median)``, per channel, with the learned factorized tables that
    are stored inside the weights file (never recomputed from floats by a decoder);
-2. latent residuals ``round(y - mean)`` with the zero-mean Gaussian tables of the shared scale table.
+2. latent residuals ``round(y - mean)`` with the zero-mean Gaussian tables of the shared scale table:
+   all at once with the hyperprior's means and scales, or, for a context model (weights whose config
+   has a ``context`` entry), group by group and pass by pass (:mod:`neuralcodec.codecs.image.latent_coding`).
 
 Determinism: the decoder must rebuild exactly the encoder's scale indexes and means. Both come from
 the hyper-synthesis, which always runs in float64 on the CPU (one path, whatever device runs the big
@@ -23,13 +25,16 @@ import numpy as np
 import torch
 
 from neuralcodec.codecs.base import EncodeResult
-from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_crc, snap_means
+from neuralcodec.codecs.common.determinism import check_index_crc
 from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image import compact as image_compact
+from neuralcodec.codecs.image.context import CONTEXT_KEY, ImageContextConfig, ImageContextModel
+from neuralcodec.codecs.image.latent_coding import ContextLatents, HyperpriorLatents, LatentCoder
 from neuralcodec.codecs.image.header import image_size
 from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
 from neuralcodec.codecs.image.options import ImageOptions
+from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.image.refinement import lambda_at, refine_latents
 from neuralcodec.container import Payload
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
@@ -63,9 +68,14 @@ class ImageHyperpriorCodec:
 
     name: ClassVar[str] = "image-hyperprior"
 
-    def __init__(self, model: ImageHyperprior, model_id: str, weights_hash: bytes, device: str = "cpu",
-                 compact_code: int | None = None) -> None:
+    def __init__(self, model: ImageHyperprior | ImageContextModel, model_id: str, weights_hash: bytes,
+                 device: str = "cpu", compact_code: int | None = None) -> None:
         self.model = model.to(device).eval()
+        """The whole model (``forward(x, level)`` gives the training-time likelihoods)."""
+        self.image: ImageHyperprior = model.image if isinstance(model, ImageContextModel) else model
+        """The hyperprior: transforms, hyper-latent, and the latent's hyperprior parameters."""
+        self._latents: LatentCoder = (ContextLatents(model) if isinstance(model, ImageContextModel)
+                                      else HyperpriorLatents(self.image.gaussian_conditional))
         self.device = torch.device(device)
         self.model_id = model_id
         self.weights_hash = weights_hash
@@ -73,10 +83,10 @@ class ImageHyperpriorCodec:
         """Code of this model in compact files (shipped models that have one), else None."""
         # Inference forms of the transforms (see codecs.common.inference); the entropy-parameter path runs in
         # float64 on the CPU, always.
-        self._analysis = inference_form(model.g_a)
-        self._synthesis = inference_form(model.g_s)
-        self._hyper_synthesis = inference_form(model.h_s).double().cpu()
-        self._hyper_gain = copy.deepcopy(model.hyper_gain).double().cpu().eval()
+        self._analysis = inference_form(self.image.g_a)
+        self._synthesis = inference_form(self.image.g_s)
+        self._hyper_synthesis = inference_form(self.image.h_s).double().cpu()
+        self._hyper_gain = copy.deepcopy(self.image.hyper_gain).double().cpu().eval()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -84,20 +94,20 @@ class ImageHyperpriorCodec:
         return cls(model_from_weights(weights), weights.model_id, weights.weights_hash, device, weights.compact_code)
 
     @staticmethod
-    def export_tensors(model: ImageHyperprior) -> dict[str, torch.Tensor]:
+    def export_tensors(model: ImageHyperprior | ImageContextModel) -> dict[str, torch.Tensor]:
         """Tensors of a weights file: the model's parameters and its hyper-latent coding tables."""
-        model.entropy_bottleneck.build_tables()
+        (model.image if isinstance(model, ImageContextModel) else model).entropy_bottleneck.build_tables()
         return model.state_dict()
 
     # ------------------------------------------------------------------ coding
     @property
     def levels(self) -> int:
         """Number of rate levels: qualities go from 1 to this."""
-        return self.model.config.levels
+        return self.image.config.levels
 
     def level_of(self, quality: float | None) -> float:
         """Map the user's quality (1 = lowest rate ... number of levels) to a gain level."""
-        levels = self.model.config.levels
+        levels = self.image.config.levels
         if quality is None:
             quality = (levels + 1) / 2
         if not 1 <= quality <= levels:
@@ -105,13 +115,13 @@ class ImageHyperpriorCodec:
             raise InputError(f"quality must be {allowed} for this model, got {quality}")
         return float(quality) - 1.0
 
-    def _entropy_parameters(self, z_hat: torch.Tensor, level: float) -> tuple[np.ndarray, np.ndarray]:
-        """(snapped means, scales) of the latent from the decoded hyper-latent, on the float64 CPU path."""
+    def _hyper_parameters(self, z_hat: torch.Tensor, level: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hyperprior's (means, scales) of the latent from the decoded hyper-latent, on the float64
+        CPU path (snapped by the latent coder)."""
         level_t = torch.tensor([level], dtype=torch.float64)
         with torch.no_grad():
             params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat.double(), level_t))
-            means, scales = self.model.entropy_parameters(params)
-        return snap_means(means), scales.numpy()
+            return self.image.entropy_parameters(params)
 
     @torch.no_grad()
     def analyze(self, x: torch.Tensor, level: float) -> torch.Tensor:
@@ -119,12 +129,12 @@ class ImageHyperpriorCodec:
         if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise InputError(f"expected an image tensor of shape (1, 3, H, W), got {tuple(x.shape)}")
         level_t = torch.tensor([level], device=self.device)
-        return self.model.latent_gain.scale(self._analysis(pad_to_multiple(x.to(self.device))), level_t)
+        return self.image.latent_gain.scale(self._analysis(pad_to_multiple(x.to(self.device))), level_t)
 
     @torch.no_grad()
     def hyper_analyze(self, y: torch.Tensor, level: float) -> torch.Tensor:
         """The gained hyper-latent ``z`` of a gained latent ``y``."""
-        return self.model.hyper_gain.scale(self.model.h_a(y), torch.tensor([level], device=self.device))
+        return self.image.hyper_gain.scale(self.image.h_a(y), torch.tensor([level], device=self.device))
 
     @torch.no_grad()
     def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder,
@@ -133,20 +143,20 @@ class ImageHyperpriorCodec:
         of ``y`` to ``encoder``; returns the decoded latent ``ŷ`` (float32, CPU: what the decoder
         rebuilds) and the CRC32 of its scale indexes."""
         z = self.hyper_analyze(y, level) if z is None else z
-        z_hat = self.model.entropy_bottleneck.compress(z, encoder)
-        means, scales = self._entropy_parameters(z_hat, level)
-        return self.model.gaussian_conditional.compress(y, means, scales, encoder), scale_index_crc(scales)
+        z_hat = self.image.entropy_bottleneck.compress(z, encoder)
+        means, scales = self._hyper_parameters(z_hat, level)
+        return self._latents.compress(y, means, scales, level, encoder)
 
     @torch.no_grad()
     def decode_latent(self, height: int, width: int, level: float, decoder: SymbolDecoder,
                       index_crc: object, crc_mask: int = 0xFFFFFFFF) -> torch.Tensor:
         """Inverse of :meth:`encode_latent` for an image of ``height`` x ``width``; CorruptFileError when
         the rebuilt scale indexes do not match ``index_crc`` (in the bits of ``crc_mask``)."""
-        z_shape = (1, self.model.config.n, padded_side(height) // PAD_MULTIPLE, padded_side(width) // PAD_MULTIPLE)
-        z_hat = self.model.entropy_bottleneck.decompress(z_shape, decoder)
-        means, scales = self._entropy_parameters(z_hat, level)
-        check_index_crc(scales, index_crc, crc_mask)
-        return self.model.gaussian_conditional.decompress(means, scales, decoder)
+        z_shape = (1, self.image.config.n, padded_side(height) // PAD_MULTIPLE, padded_side(width) // PAD_MULTIPLE)
+        z_hat = self.image.entropy_bottleneck.decompress(z_shape, decoder)
+        means, scales = self._hyper_parameters(z_hat, level)
+        return self._latents.decompress(means, scales, level, decoder,
+                                        lambda rebuilt: check_index_crc(rebuilt, index_crc, crc_mask))
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None, reconstruct: bool = True,
@@ -171,10 +181,10 @@ class ImageHyperpriorCodec:
         stats: dict = {}
         if refine_steps:
             target = x.to(self.device)
-            refined_y, refined_z = refine_latents(self.model, target, y, z, level, refine_steps, progress=progress)
+            refined_y, refined_z = refine_latents(self.image, target, y, z, level, refine_steps, progress=progress)
             refined = self._code_latents(refined_y, refined_z, level)
             refined_x_hat = self.synthesize(refined.y_hat, level, height, width)
-            lmbda = lambda_at(self.model.config.lambdas, level)
+            lmbda = lambda_at(self.image.config.lambdas, level)
             costs = [8 * len(c.stream) + lmbda * 255**2 * (r - x).pow(2).sum().item()
                      for c, r in ((coded, x_hat), (refined, refined_x_hat))]
             stats["refined"] = costs[1] < costs[0]
@@ -196,7 +206,7 @@ class ImageHyperpriorCodec:
 
     def check_level(self, level: object) -> float:
         """``level`` read from a file, checked against this model's levels (CorruptFileError otherwise)."""
-        if not isinstance(level, float) or not 0 <= level <= self.model.config.levels - 1:
+        if not isinstance(level, float) or not 0 <= level <= self.image.config.levels - 1:
             raise CorruptFileError(f"invalid gain level {level!r} in the file")
         return level
 
@@ -222,7 +232,7 @@ class ImageHyperpriorCodec:
         """Pixels from latents, with the inference form of the synthesis transform, whose results do not
         depend on the thread count (so decoder and encoder agree bit for bit)."""
         level_t = torch.tensor([level], device=self.device)
-        x_hat = self._synthesis(self.model.latent_gain.unscale(y_hat.to(self.device), level_t))
+        x_hat = self._synthesis(self.image.latent_gain.unscale(y_hat.to(self.device), level_t))
         return x_hat[..., :height, :width].clamp(0, 1).cpu()
 
     # ------------------------------------------------------------------ files
@@ -271,8 +281,13 @@ class ImageHyperpriorCodec:
         return DecodedImage(rgb=rgb, grayscale=bool(payload.metadata.get("grayscale", False)), alpha=alpha)
 
 
-def model_from_weights(weights: LoadedWeights) -> ImageHyperprior:
-    """The :class:`ImageHyperprior` stored in ``weights`` (fp16 tensors are loaded as float32)."""
+def model_from_weights(weights: LoadedWeights) -> ImageHyperprior | ImageContextModel:
+    """The model stored in ``weights`` (fp16 tensors are loaded as float32): an :class:`ImageHyperprior`,
+    or an :class:`ImageContextModel` when the config has a ``context`` entry (completed by the shipped
+    hyperprior the file names, if it names one)."""
+    if CONTEXT_KEY in weights.config:
+        config = ImageContextConfig.from_dict(weights.config)
+        return restore_model(ImageContextModel(config), with_referenced_image(weights, config.image, "context model"))
     return restore_model(ImageHyperprior(HyperpriorConfig.from_dict(weights.config)), weights)
 
 

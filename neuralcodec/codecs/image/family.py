@@ -118,6 +118,60 @@ TRAINER = Trainer(
 )
 
 
+def _add_context_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--init-from", required=True,
+                   help="the trained mean-scale hyperprior to build on (shipped id or .safetensors); it stays frozen")
+    p.add_argument("--groups", default="8,8,16,32,64",
+                   help="channels per group in coding order, comma-separated; they sum to the latent channels M")
+    p.add_argument("--no-checkerboard", action="store_true",
+                   help="code each group in one pass (no spatial context)")
+    p.add_argument("--hidden", type=int, default=96, help="width of the parameter networks")
+    p.add_argument("--context-channels", type=int, default=48, help="width of the channel/spatial context features")
+    p.add_argument("--keep-channel-order", action="store_true",
+                   help="code channels in their own order (default: by decreasing hyperprior rate)")
+    p.add_argument("--crops", type=int, default=4000, help="training crops whose latents are cached")
+    p.add_argument("--val-crops", type=int, default=64, help="crops of the held-out images whose latents validate")
+    p.add_argument("--crop", type=int, default=256, help="crop size (multiple of 64)")
+    p.add_argument("--context-from", default=None, metavar="MODEL",
+                   help="continue from this context model (shipped id or .safetensors, trained on --init-from); "
+                        "its architecture replaces --groups and the other architecture flags")
+    p.add_argument("--latent-cache", type=Path, default=None,
+                   help="folder of the cached latents (default OUT/latents; runs on the same data can share one)")
+
+
+def _train_context(args: argparse.Namespace, config: "TrainConfig") -> None:
+    from neuralcodec.codecs.image.context import ContextConfig
+    from neuralcodec.codecs.image.context_training import train_image_context
+    from neuralcodec.codecs.image.export import export_image_hyperprior
+    from neuralcodec.pretrained import names_weights_file
+
+    try:
+        groups = tuple(int(g) for g in args.groups.split(","))
+    except ValueError:
+        raise InputError(f"--groups must be comma-separated channel counts, got {args.groups!r}") from None
+    if args.crop % 64 or args.crop < 64:
+        raise InputError(f"--crop must be a positive multiple of 64, got {args.crop}")
+    context = ContextConfig(groups=groups, checkerboard=not args.no_checkerboard, hidden=args.hidden,
+                            context_channels=args.context_channels)
+    model = train_image_context(args.data, config, args.init_from, context, crops=args.crops,
+                                val_crops=args.val_crops, crop=args.crop, val_fraction=args.val_fraction,
+                                order_channels=not args.keep_channel_order, cache_dir=args.latent_cache,
+                                context_from=args.context_from)
+    shipped = None if names_weights_file(args.init_from) else args.init_from
+    export_from_rank_zero(args, lambda path, model_id: export_image_hyperprior(model, path, model_id, shipped),
+                          "codec encode IMG OUT.ncd --model {path}",
+                          "" if shipped is None else f" (it names the shipped {shipped}, which it needs)")
+
+
+CONTEXT_TRAINER = Trainer(
+    name="image-context",
+    help="a spatial-channel context entropy model for a trained image hyperprior, on cached latents",
+    data_help="folder of training images (searched recursively) or a .txt list of image paths",
+    defaults=TrainDefaults(batch_size=8, lr=1e-3, val_batch_size=16, steps=2_000),
+    add_arguments=_add_context_arguments, run=_train_context,
+)
+
+
 def _codec_class() -> type:
     from neuralcodec.codecs.image.codec import ImageHyperpriorCodec
 
@@ -126,4 +180,5 @@ def _codec_class() -> type:
 
 FAMILY = Family(name=NAME, summary="lossy images (PNG, JPEG, WebP, BMP, TIFF...): mean-scale hyperprior",
                 sniff=sniff, options=ImageOptions, load_codec_class=_codec_class,
-                check_header=check_header, decoded_suffix=lambda payload: ".png", trainer=TRAINER)
+                check_header=check_header, decoded_suffix=lambda payload: ".png",
+                trainers=(TRAINER, CONTEXT_TRAINER))

@@ -70,4 +70,4 @@ def _codec_class() -> type:
 
 FAMILY = Family(name=NAME, summary="lossless 8-bit grey images of a fixed size (IDX files, folders): HCLT circuits",
                 sniff=sniff, options=LosslessOptions, load_codec_class=_codec_class,
-                check_header=check_header, decoded_suffix=_decoded_suffix, trainer=TRAINER)
+                check_header=check_header, decoded_suffix=_decoded_suffix, trainers=(TRAINER,))

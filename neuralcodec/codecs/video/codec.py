@@ -20,7 +20,6 @@ streams back to back.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import time
 from fractions import Fraction
@@ -36,24 +35,18 @@ from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
 from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
-from neuralcodec.codecs.image.model import HyperpriorConfig
-from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig, anchor_mask
+from neuralcodec.codecs.common.checkerboard import anchor_mask
+from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.video.header import video_info
+from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.codecs.video.options import DEFAULT_GOP, MAX_FRAMES, VideoOptions
 from neuralcodec.container import Payload, positive_int_field
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
-from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError, ModelMismatchError
+from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.limits import DEFAULT_MAX_FRAMES, Limits
 from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
 from neuralcodec.metrics import psnr
-from neuralcodec.pretrained import LoadedWeights, load_pretrained
-
-IMAGE_REFERENCE_KEY = "image_weights"
-"""Config entry of a video weights file that names (id, sha256) the shipped image model it uses instead
-of holding a copy of its tensors."""
-IMAGE_PREFIX = "image."
-"""Prefix of the image model's tensors in a video model's state dict."""
-
+from neuralcodec.pretrained import LoadedWeights
 
 class VideoCodec:
     """Encode/decode videos with a :class:`SpatiotemporalVideoModel`."""
@@ -289,19 +282,4 @@ def video_model_from_weights(weights: LoadedWeights) -> SpatiotemporalVideoModel
     """The :class:`SpatiotemporalVideoModel` stored in ``weights`` (fp16 tensors are loaded as float32),
     completed by the shipped image model the file names, if it names one."""
     config = VideoConfig.from_dict(weights.config)
-    reference = weights.config.get(IMAGE_REFERENCE_KEY)
-    if reference is not None:
-        weights = dataclasses.replace(weights, tensors={**_referenced_image_tensors(reference, config),
-                                                        **weights.tensors})
-    return restore_model(SpatiotemporalVideoModel(config), weights)
-
-
-def _referenced_image_tensors(reference: dict, config: VideoConfig) -> dict[str, torch.Tensor]:
-    """The tensors of the shipped image model named by ``reference``, checked against its sha256 and config."""
-    image = load_pretrained(reference["model_id"])
-    if image.sha256 != reference["sha256"]:
-        raise ModelMismatchError(f"the video model was trained on image model {reference['model_id']!r} with "
-                                 f"sha256 {reference['sha256'][:16]}..., the installed one has {image.sha256[:16]}...")
-    if HyperpriorConfig.from_dict(image.config) != config.image:
-        raise ModelMismatchError(f"image model {reference['model_id']!r} does not have the video model's image config")
-    return {IMAGE_PREFIX + key: value for key, value in image.tensors.items()}
+    return restore_model(SpatiotemporalVideoModel(config), with_referenced_image(weights, config.image, "video model"))

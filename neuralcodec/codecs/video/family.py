@@ -75,4 +75,4 @@ def _codec_class() -> type:
 
 FAMILY = Family(name=NAME, summary="video (Y4M; MP4, MKV... through ffmpeg; folders of frames): spatiotemporal prior",
                 sniff=sniff, options=VideoOptions, load_codec_class=_codec_class,
-                check_header=check_header, decoded_suffix=lambda payload: ".y4m", trainer=TRAINER)
+                check_header=check_header, decoded_suffix=lambda payload: ".y4m", trainers=(TRAINER,))

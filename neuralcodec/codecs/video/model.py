@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuralcodec.codecs.common.checkerboard import anchor_mask
 from neuralcodec.codecs.common.gain import GainUnit
 from neuralcodec.codecs.common.transforms import hyper_analysis, hyper_synthesis
 from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
@@ -56,13 +57,6 @@ class VideoConfig:
     def from_dict(cls, data: dict) -> VideoConfig:
         return cls(image=HyperpriorConfig.from_dict(data["image"]), hidden=int(data["hidden"]),
                    temporal=bool(data["temporal"]), spatial=bool(data["spatial"]))
-
-
-def anchor_mask(height: int, width: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(1, 1, H, W) checkerboard: 1 where ``(i + j)`` is even (anchors, decoded first), 0 elsewhere."""
-    rows = torch.arange(height, device=device)[:, None]
-    cols = torch.arange(width, device=device)[None, :]
-    return ((rows + cols) % 2 == 0).to(dtype)[None, None]
 
 
 def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:

@@ -1,0 +1,191 @@
+"""The image context model (channel groups + checkerboard on a frozen hyperprior): exact coding, the
+weights file, the cached latents and `codec train image-context`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from neuralcodec.cli import main
+from neuralcodec.codecs.image import latent_cache
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, model_from_weights
+from neuralcodec.codecs.image.context import ContextConfig, ImageContextConfig, ImageContextModel
+from neuralcodec.codecs.image.export import export_image_hyperprior
+from neuralcodec.codecs.image.model import ImageHyperprior, pad_to_multiple
+from neuralcodec.codecs.registry import load_codec
+from neuralcodec.errors import CorruptFileError
+from neuralcodec.media.images import list_images
+from neuralcodec.pretrained import load_weights_file
+from neuralcodec.train.losses import bits_per_pixel
+
+VARIANTS = {
+    "groups+checkerboard": ContextConfig(groups=(3, 3, 6, 12), hidden=16, context_channels=8),
+    "groups": ContextConfig(groups=(6, 6, 12), checkerboard=False, hidden=16, context_channels=8),
+    "checkerboard": ContextConfig(groups=(24,), hidden=16, context_channels=8),
+}
+
+
+def _image_model(tiny_weights: Path) -> ImageHyperprior:
+    return model_from_weights(load_weights_file(tiny_weights))
+
+
+def _context_model(tiny_weights: Path, context: ContextConfig, trained: bool = True) -> ImageContextModel:
+    """The tiny hyperprior with a context model; ``trained`` gives its zero-initialized last layers random
+    weights (an untrained context model is exactly the hyperprior)."""
+    image = _image_model(tiny_weights)
+    torch.manual_seed(1)
+    order = tuple(torch.randperm(image.config.m).tolist())
+    model = ImageContextModel(ImageContextConfig(image.config, ContextConfig(**{**context.__dict__, "channel_order": order})), image)
+    if trained:
+        with torch.no_grad():
+            for network in model.context.aggregation:
+                network[-1].weight.normal_(0, 0.1)
+    return model.eval()
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_decoding_reproduces_the_encoder_and_the_rate_matches_the_model(tiny_weights: Path, photo: np.ndarray,
+                                                                         variant: str):
+    model = _context_model(tiny_weights, VARIANTS[variant])
+    codec = ImageHyperpriorCodec(model, "tiny-context", b"")
+    x = _tensor(photo)
+    for quality in (1.0, 1.6, 2.0):
+        payload, x_hat, stats = codec.compress(x, quality)
+        assert torch.equal(codec.decompress(payload), x_hat)
+        with torch.no_grad():
+            out = model(pad_to_multiple(x), quality - 1)
+        estimated = float(bits_per_pixel(out["likelihoods"], 1)[0])
+        assert stats["ideal_bits"] == pytest.approx(estimated, rel=0.03)  # scales snap to the table
+
+
+def test_an_untrained_context_model_codes_like_its_hyperprior(tiny_weights: Path, photo: np.ndarray):
+    context = ImageHyperpriorCodec(_context_model(tiny_weights, VARIANTS["groups+checkerboard"], trained=False), "c", b"")
+    plain = ImageHyperpriorCodec(_image_model(tiny_weights), "p", b"")
+    x = _tensor(photo)
+    coded, reference = context.compress(x, 2.0), plain.compress(x, 2.0)
+    assert torch.equal(coded.x_hat, reference.x_hat)
+    assert coded.stats["ideal_bits"] == pytest.approx(reference.stats["ideal_bits"], rel=1e-9)
+    assert coded.payload.sections["bits"] != reference.payload.sections["bits"]  # other coding order
+
+
+def test_the_context_model_changes_the_rate(tiny_weights: Path, photo: np.ndarray):
+    trained = ImageHyperpriorCodec(_context_model(tiny_weights, VARIANTS["groups+checkerboard"]), "c", b"")
+    plain = ImageHyperpriorCodec(_image_model(tiny_weights), "p", b"")
+    x = _tensor(photo)
+    assert trained.compress(x, 2.0).stats["ideal_bits"] != pytest.approx(plain.compress(x, 2.0).stats["ideal_bits"], rel=1e-3)
+
+
+def test_decoding_is_independent_of_thread_count(tiny_weights: Path, photo: np.ndarray):
+    codec = ImageHyperpriorCodec(_context_model(tiny_weights, VARIANTS["groups+checkerboard"]), "c", b"")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        payload, x_hat, _ = codec.compress(_tensor(np.ascontiguousarray(photo[:75, :107])), 1.5)
+        for count in (2, 3):
+            torch.set_num_threads(count)
+            assert torch.equal(codec.decompress(payload), x_hat)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_weights_file_round_trip_and_corruption(tiny_weights: Path, photo: np.ndarray, tmp_path: Path):
+    model = _context_model(tiny_weights, VARIANTS["groups+checkerboard"])
+    path = tmp_path / "context.safetensors"
+    export_image_hyperprior(model, path, "tiny-context")
+    codec = load_codec(str(path))
+    assert isinstance(codec.model, ImageContextModel) and codec.model.config.context.groups == (3, 3, 6, 12)
+    payload, x_hat, _ = codec.compress(_tensor(photo), 2.0)
+    assert torch.equal(load_codec(str(path)).decompress(payload), x_hat)
+    bits = bytearray(payload.sections["bits"])
+    bits[len(bits) // 2] ^= 0x10
+    payload.sections["bits"] = bytes(bits)
+    with pytest.raises(CorruptFileError):
+        codec.decompress(payload)
+
+
+def test_a_file_naming_the_shipped_hyperprior_holds_only_the_context(tmp_path: Path):
+    image = model_from_weights(load_weights_file(_shipped_path("hyperprior-vr9c-n96")))
+    model = ImageContextModel(ImageContextConfig(image.config, ContextConfig(groups=(64, 64), hidden=8,
+                                                                             context_channels=4)), image)
+    path = tmp_path / "ctx.safetensors"
+    export_image_hyperprior(model, path, "ctx", image_model_id="hyperprior-vr9c-n96")
+    weights = load_weights_file(path)
+    assert all(not key.startswith("image.") for key in weights.tensors)
+    assert path.stat().st_size < 200_000
+    assert isinstance(model_from_weights(weights), ImageContextModel)
+
+
+def _shipped_path(model_id: str) -> Path:
+    from neuralcodec.pretrained import get_model_info
+
+    return get_model_info(model_id).path
+
+
+def test_latent_cache_is_written_once_and_resumed(tiny_weights: Path, image_folder: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):
+    image = _image_model(tiny_weights)
+    files = list_images(image_folder)
+    first = latent_cache.cached_latents(image, files, tmp_path / "cache", {"w": 1}, count=5, crop=64, seed=0, shard_size=2)
+    u, symbols = first.tensors
+    assert u.shape == (5, 24, 4, 4) and u.dtype == torch.float16
+    assert symbols.shape == (5, 2, 16, 1, 1) and symbols.dtype == torch.int16
+    (tmp_path / "cache" / "shard-0001.pt").unlink()  # an interrupted cache: only that shard is computed again
+    calls = []
+    original = latent_cache.latents_of_crops
+    monkeypatch.setattr(latent_cache, "latents_of_crops", lambda *a: calls.append(1) or original(*a))
+    again = latent_cache.cached_latents(image, files, tmp_path / "cache", {"w": 1}, count=5, crop=64, seed=0, shard_size=2)
+    assert len(calls) == 1 and all(torch.equal(a, b) for a, b in zip(first.tensors, again.tensors))
+    latent_cache.cached_latents(image, files, tmp_path / "cache", {"w": 2}, count=5, crop=64, seed=0, shard_size=2)
+    assert len(calls) == 4  # other settings: every shard again
+
+
+def test_cli_trains_resumes_and_exports_a_context_model(tiny_weights: Path, image_folder: Path, tmp_path: Path,
+                                                        photo_png: Path):
+    out = tmp_path / "ctx-run"
+    args = ["train", "image-context", "--init-from", str(tiny_weights), "--data", str(image_folder), "--out", str(out),
+            "--groups", "6,6,12", "--hidden", "8", "--context-channels", "4", "--crops", "6", "--val-crops", "2",
+            "--crop", "64", "--batch-size", "2", "--val-fraction", "0.25", "--checkpoint-every", "2", "--device", "cpu"]
+    assert main(args + ["--steps", "2"]) == 0
+    assert main(args + ["--steps", "4"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in log if "rate_ratio" in r) == 4
+    validation = [r for r in log if "val_mean_saving_percent" in r]
+    assert [r["step"] for r in validation] == [2, 4]
+    assert validation[0]["val_L0_base_bpp"] == pytest.approx(validation[1]["val_L0_base_bpp"])
+    order = json.loads((out / "context_config.json").read_text())["channel_order"]
+    assert sorted(order) == list(range(24))
+    weights = out / "model.safetensors"
+    assert main(["encode", str(photo_png), str(tmp_path / "x.ncd"), "--model", str(weights), "--verify"]) == 0
+    assert main(["decode", str(tmp_path / "x.ncd"), str(tmp_path / "x.png"), "--model", str(weights)]) == 0
+    # a new run continues from the exported model: its architecture, channel order and weights
+    again = tmp_path / "ctx-again"
+    assert main([*args[:7], str(again), *args[8:], "--context-from", str(weights), "--steps", "0",
+                 "--groups", "24", "--latent-cache", str(out / "latents")]) == 0
+    assert json.loads((again / "context_config.json").read_text())["channel_order"] == order
+    exported, started = load_weights_file(weights).tensors, load_weights_file(again / "model.safetensors").tensors
+    assert exported.keys() == started.keys() and all(torch.equal(exported[k], started[k]) for k in exported)
+
+
+def test_cli_rejects_bad_groups(tiny_weights: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    code = main(["train", "image-context", "--init-from", str(tiny_weights), "--data", str(image_folder),
+                 "--out", str(tmp_path / "r"), "--groups", "6,x", "--steps", "1"])
+    assert code == 2 and "--groups" in capsys.readouterr().err
+
+
+def test_refinement_works_with_a_context_model(tiny_weights: Path, photo: np.ndarray):
+    codec = ImageHyperpriorCodec(_context_model(tiny_weights, VARIANTS["groups+checkerboard"]), "c", b"")
+    x = _tensor(photo)
+    plain = codec.compress(x, 2.0)
+    refined = codec.compress(x, 2.0, refine_steps=3)
+    assert "refined" in refined.stats and torch.equal(codec.decompress(refined.payload), refined.x_hat)
+    lmbda = codec.image.config.lambdas[1]
+    cost = lambda c: 8 * len(c.payload.sections["bits"]) + lmbda * 255**2 * (c.x_hat - x).pow(2).sum().item()  # noqa: E731
+    assert cost(refined) <= cost(plain) + 1e-6
