@@ -86,21 +86,20 @@ def decode_path(source: Path, target: Path, model: str | None = None, device: st
                 limits: Limits = Limits()) -> dict:
     """Decode the .ncd ``source`` to ``target``; nothing is written unless decoding succeeds."""
     ensure_not_same_file(source, target)
-    check_output_path(target, folder=True)
     return decode_payload(container.read_file(source, limits, compact_models()), target, model, device, limits)
 
 
 def decode_bytes(data: bytes, target: Path, model: str | None = None, device: str = "cpu",
                  limits: Limits = Limits()) -> dict:
     """Decode .ncd file bytes held in memory (``codec decode - OUT`` reads them from standard input) to ``target``."""
-    check_output_path(target, folder=True)
     return decode_payload(container.read(data, limits, compact_models()), target, model, device, limits)
 
 
 def decode_payload(payload: Payload, target: Path, model: str | None = None, device: str = "cpu",
                    limits: Limits = Limits()) -> dict:
     """Decode ``payload`` (read from an .ncd file) to ``target`` with the weights it names (or ``model``); the
-    sizes its header declares are checked against ``limits`` before any model loads."""
+    sizes its header declares are checked against ``limits``, and the target's folder, before any model loads."""
+    check_output_path(target, folder=True)
     family(payload.codec).check_header(payload, limits)
     file_codec = bound_codec(weights_for_payload(payload, model), device)
     with out_of_memory_as_limit(f"decoding to {target}"):

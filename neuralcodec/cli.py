@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from neuralcodec import __version__
 from neuralcodec.codecs import registry
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_stats(stats: dict, as_json: bool, stream=None) -> None:
+def _print_stats(stats: dict, as_json: bool, stream: TextIO | None = None) -> None:
     if as_json:
         print(json.dumps(stats), file=stream)
         return

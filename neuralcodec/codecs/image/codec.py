@@ -213,8 +213,8 @@ class ImageHyperpriorCodec:
     @torch.no_grad()
     def decompress(self, payload: Payload, limits: Limits = Limits()) -> torch.Tensor:
         """Inverse of :meth:`compress` (regular or compact layout): the reconstruction (1, 3, H, W) in [0, 1]."""
-        height, width = image_size(payload, limits)
         payload = image_compact.unpack(payload)
+        height, width = image_size(payload, limits)
         meta = payload.metadata
         level = self.check_level(meta.get("level"))
         if "bits" not in payload.sections:
