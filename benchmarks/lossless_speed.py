@@ -52,7 +52,7 @@ def time_incremental(tables: CodingTables, images: np.ndarray, repeats: int = 3)
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        code_pixels(tables, len(flat), lambda pixel, pmf: flat[:, pixel])
+        code_pixels(tables, len(flat), lambda pixel, pmf, rows: flat[:, pixel])
         best = min(best, time.perf_counter() - started)
     return best
 

@@ -321,13 +321,14 @@ def worker_main() -> None:
 
 
 def _warm_up() -> None:
-    """Load torch and every shipped model once, so that the address-space cap measures the cases."""
-    from neuralcodec.codecs.registry import load_codec
-    from neuralcodec.pretrained import list_models
+    """Decode every seed file once, with every codec kept built, so that a case's memory and time are the
+    case's own: not torch's first use of a kernel, nor a model built again because another was used since."""
+    from neuralcodec import api
 
-    for info in list_models():
-        if info.codec in ("image-hyperprior", "video-st", "lossless-pc"):
-            load_codec(info.model_id)
+    api._KEPT_CODECS = 64
+    with tempfile.TemporaryDirectory(prefix="fuzz-warm-") as folder:
+        for seed in sorted(GOLDEN.glob("*.ncd")):
+            api.decode_path(seed, Path(folder) / seed.stem)
 
 
 def _reset_peak_rss() -> None:

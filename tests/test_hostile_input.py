@@ -17,7 +17,7 @@ from fuzzing import GOLDEN, _png_header_only, _tiny_jpeg
 from neuralcodec import api, container, fileio
 from neuralcodec.cli import main as cli_main
 from neuralcodec.codecs.image import compact as image_compact
-from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError, NeuralCodecError
+from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError, LimitExceededError, NeuralCodecError
 from neuralcodec.limits import Limits
 from neuralcodec.pretrained import compact_models
 
@@ -134,6 +134,23 @@ def test_an_empty_lossless_stream_is_the_blank_digit() -> None:
     stream, ideal_bits = codec.compress(blanks)
     assert stream == b"" and ideal_bits > 100 * 50
     assert np.array_equal(codec.decompress(b"", 100), blanks)
+
+
+def test_a_crafted_lossless_count_costs_chunks_of_data_not_of_the_count(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fuzzer's slowest finding: 3 Fashion-MNIST images declared as 65,536. Decoding reads the stream in
+    the first chunk; the next chunk reads nothing and ends in the same coder state, so the chunks after it
+    are copies: 3 chunk passes instead of 16. Images alike share their pmfs, so such chunks are cheap too."""
+    from neuralcodec.codecs.lossless import codec as lossless_codec
+
+    passes: list[int] = []
+    real_pass = lossless_codec.code_pixels
+    monkeypatch.setattr(lossless_codec, "code_pixels", lambda tables, batch, symbols: (passes.append(batch),
+                                                                                       real_pass(tables, batch, symbols)))
+    path = _crafted(tmp_path, "hclt-fashion-idx3.ncd", lambda p: p.metadata.update(count=65_536 - 100))
+    with pytest.raises(EntropyCodingError, match="trailing content"):
+        api.decode_path(path, tmp_path / "out-ubyte")
+    assert passes == [4096, 4096, 4096 - 100]
 
 
 # ------------------------------------------------------------------ 5. lossless names

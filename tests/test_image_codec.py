@@ -249,3 +249,27 @@ def test_models_with_a_compact_code_write_few_byte_headers(tiny_weights: Path, t
 def test_weights_with_an_unknown_hyper_layout_are_refused():
     with pytest.raises(InputError, match="unknown hyper-transform layout 'bogus'"):
         HyperpriorConfig.from_dict({**HyperpriorConfig().to_dict(), "hyper_layout": "bogus"})
+
+
+def test_the_tiled_hyper_synthesis_equals_the_whole_one(tiny_weights: Path):
+    """Tiles with HYPER_HALO rows and columns of context give the whole transform's values (up to float64
+    summation order); one row of context is too little, which shows the check can fail."""
+    from neuralcodec.codecs.common.tiling import tiled
+    from neuralcodec.codecs.image.codec import HYPER_HALO
+
+    codec = load_codec(str(tiny_weights))
+    synthesis = codec._hyper_synthesis
+    z = torch.randn(1, codec.image.config.n, 13, 21, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    whole = synthesis(z)
+    assert (tiled(synthesis, z, 5, HYPER_HALO) - whole).abs().max() < 1e-10
+    assert (tiled(synthesis, z, 5, 1) - whole).abs().max() > 1e-3
+
+
+def test_an_image_taller_than_a_hyper_tile_round_trips_bit_exactly(tiny_weights: Path):
+    from neuralcodec.codecs.image.codec import HYPER_TILE
+
+    codec = load_codec(str(tiny_weights))
+    rows = (HYPER_TILE + 2) * 64
+    image = torch.rand(1, 3, rows, 64, generator=torch.Generator().manual_seed(1))
+    payload, x_hat, _ = codec.compress(image, 1.0)
+    assert torch.equal(codec.decompress(container.read(container.write(payload))), x_hat)

@@ -158,20 +158,28 @@ def test_bad_pixels_are_rejected(small_model: HiddenChowLiuTree):
 
 
 def test_incremental_conditionals_equal_the_naive_recomputation(small_model: HiddenChowLiuTree):
+    """Per image, whether it shares its pmfs with identical images (rows 0, 5, 6) or images that agree on
+    a prefix (7, 8: blank, then one differs at its last pixel) or stands alone."""
     tables = tables_of(small_model)
-    images = digits(5, seed=9).reshape(5, -1)
-    seen = {}
+    distinct = digits(5, seed=9).reshape(5, -1)
+    blank, late = np.zeros((1, 64), dtype=distinct.dtype), np.zeros((1, 64), dtype=distinct.dtype)
+    late[0, tables.tree.order[-1]] = 200
+    images = np.concatenate([distinct, distinct[:1], distinct[:1], blank, late])
+    seen, groups = {}, {}
 
-    def record(pixel: int, pmf: np.ndarray) -> np.ndarray:
-        seen[pixel] = pmf / pmf.sum(1, keepdims=True)
+    def record(pixel: int, pmf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        seen[pixel] = (pmf / pmf.sum(1, keepdims=True))[rows]
+        groups[pixel] = len(pmf)
         return images[:, pixel]
 
-    code_pixels(tables, 5, record)
+    code_pixels(tables, len(images), record)
     naive = naive_conditionals(tables, images)
     assert sorted(seen) == list(range(64))
     assert max(np.abs(seen[p] - naive[:, p]).max() for p in seen) < 1e-4
+    assert groups[tables.tree.order[0]] == 1 and groups[tables.tree.order[-1]] == 6  # 5 digits, blank/late
     # the chain rule: the product of the conditionals is the model's likelihood
-    log_chain = sum(np.log(seen[p][np.arange(5), images[:, p]]) for p in seen)
+    rows = np.arange(len(images))
+    log_chain = sum(np.log(seen[p][rows, images[:, p]]) for p in seen)
     exact = small_model.log_likelihood(torch.from_numpy(images.astype(np.int64))).detach().numpy()
     np.testing.assert_allclose(log_chain, exact, rtol=2e-3)
 

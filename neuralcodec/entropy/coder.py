@@ -90,6 +90,17 @@ def _categorical_weights(probabilities: object) -> np.ndarray:
     return weights
 
 
+def _row_indexes(rows: np.ndarray | None, count: int) -> np.ndarray:
+    """``rows`` validated as indexes into ``count`` probability rows (``arange(count)`` when None)."""
+    if rows is None:
+        return np.arange(count)
+    index = _int_array(rows, "rows")
+    if index.ndim != 1:
+        raise InputError(f"rows must be one-dimensional, got shape {index.shape}")
+    _check_range(index, 0, count - 1, "probability rows", InputError)
+    return index
+
+
 def _mean_centers(means: np.ndarray) -> np.ndarray:
     centers = np.rint(means)
     _check_range(centers, -SYMBOL_LIMIT, SYMBOL_LIMIT, "rounded means", EntropyCodingError)
@@ -195,18 +206,19 @@ class _TableOp:
 
 
 class _CategoricalOp:
-    """Per-symbol categorical rows, already quantized (``weights = count - 1``)."""
+    """Categorical symbols, each with row ``rows[i]`` of the quantized ``weights`` (``count - 1``)."""
 
-    def __init__(self, symbols: np.ndarray, weights: np.ndarray) -> None:
+    def __init__(self, symbols: np.ndarray, weights: np.ndarray, rows: np.ndarray) -> None:
         self.symbols = symbols.astype(np.int32)
         self.weights = weights
+        self.rows = rows
 
     def push(self, coder: _Coder) -> None:
         if self.symbols.size and self.weights.shape[1] > 1:
-            coder.encode_reverse(self.symbols, _CATEGORICAL, self.weights)
+            coder.encode_reverse(self.symbols, _CATEGORICAL, self.weights[self.rows])
 
     def ideal_bits(self) -> float:
-        chosen = self.weights[np.arange(self.symbols.size), self.symbols].astype(np.float64) + 1
+        chosen = self.weights[self.rows, self.symbols].astype(np.float64) + 1
         return float((PRECISION - np.log2(chosen)).sum())
 
 
@@ -234,14 +246,18 @@ class SymbolEncoder:
         """Like ``encode_gaussian`` with discretized Laplace densities (scale ``b``: ``exp(-|x|/b) / 2b``)."""
         self._encode_scaled(symbols, means, scales, laplace_scale_tables())
 
-    def encode_categorical(self, symbols: np.ndarray, probabilities: np.ndarray) -> None:
-        """Code ``symbols[i] in [0, K)`` with its own probability row ``probabilities[i]`` (shape (n, K))."""
+    def encode_categorical(self, symbols: np.ndarray, probabilities: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Code ``symbols[i] in [0, K)`` with probability row ``probabilities[rows[i]]`` (shape (n, K)).
+
+        ``rows`` lets symbols share rows (each row is quantized once); by default symbol ``i`` has row ``i``.
+        """
         weights = _categorical_weights(probabilities)
         sym = _int_array(symbols, "symbols")
-        if sym.shape != (weights.shape[0],):
-            raise InputError(f"symbols shape {sym.shape} does not match probabilities {weights.shape}")
+        row_of = _row_indexes(rows, weights.shape[0])
+        if sym.shape != row_of.shape:
+            raise InputError(f"symbols shape {sym.shape} does not match rows {row_of.shape}")
         _check_range(sym, 0, weights.shape[1] - 1, "categorical symbols", InputError)
-        self._add(_CategoricalOp(sym, weights))
+        self._add(_CategoricalOp(sym, weights, row_of))
 
     @property
     def ideal_bits(self) -> float:
@@ -302,12 +318,17 @@ class SymbolDecoder:
         """Symbols (int32, broadcast shape of means and scales) coded by ``encode_laplace``."""
         return self._decode_scaled(means, scales, laplace_scale_tables())
 
-    def decode_categorical(self, probabilities: np.ndarray) -> np.ndarray:
-        """Symbols (int32, shape (n,)) coded by ``encode_categorical`` with the same probabilities."""
+    def decode_categorical(self, probabilities: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Symbols (int32, shape of ``rows``, else (n,)) coded by ``encode_categorical`` with the same arguments."""
         weights = _categorical_weights(probabilities)
-        if weights.shape[0] == 0 or weights.shape[1] == 1:
-            return np.zeros(weights.shape[0], dtype=np.int32)
-        return _decode(self._coder, _CATEGORICAL, weights)
+        row_of = _row_indexes(rows, weights.shape[0])
+        if row_of.size == 0 or weights.shape[1] == 1:
+            return np.zeros(row_of.shape, dtype=np.int32)
+        return _decode(self._coder, _CATEGORICAL, weights[row_of])
+
+    def position(self) -> tuple[int, int]:
+        """Where decoding stands (compressed words left, coder state): two equal positions decode alike."""
+        return self._coder.pos()
 
     def assert_exhausted(self) -> None:
         """Raise ``EntropyCodingError`` unless the stream was consumed exactly (detects most corruption)."""

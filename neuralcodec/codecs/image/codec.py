@@ -27,6 +27,7 @@ import torch
 from neuralcodec.codecs.base import EncodeResult
 from neuralcodec.codecs.common.determinism import check_index_crc
 from neuralcodec.codecs.common.inference import inference_form
+from neuralcodec.codecs.common.tiling import tiled
 from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image import compact as image_compact
 from neuralcodec.codecs.image.context import CONTEXT_KEY, ImageContextConfig, ImageContextModel
@@ -44,6 +45,13 @@ from neuralcodec.media.images import DecodedImage, decode_alpha, encode_alpha, r
 from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import LoadedWeights
 
+
+HYPER_TILE = 24
+"""The hyper-synthesis runs on tiles of this many hyper-latent rows and columns (1536 pixels) when the
+image is larger: its float64 buffers stay near 200 MB whatever the image size (a 64-Mpixel header
+otherwise needs ~4 GB before the index CRC can reject a crafted file)."""
+HYPER_HALO = 3
+"""Hyper-latent rows and columns of context around a tile; the hyper-synthesis's receptive field needs 2."""
 
 class CodedLatents(NamedTuple):
     """One coded image: its stream, Σ −log2 p of its symbols, the decoded latent and the index CRC."""
@@ -120,7 +128,8 @@ class ImageHyperpriorCodec:
         CPU path (snapped by the latent coder)."""
         level_t = torch.tensor([level], dtype=torch.float64)
         with torch.no_grad():
-            params = self._hyper_synthesis(self._hyper_gain.unscale(z_hat.double(), level_t))
+            z = self._hyper_gain.unscale(z_hat.double(), level_t)
+            params = tiled(self._hyper_synthesis, z, HYPER_TILE, HYPER_HALO)
             return self.image.entropy_parameters(params)
 
     @torch.no_grad()
@@ -224,7 +233,7 @@ class ImageHyperpriorCodec:
             y_hat = self.decode_latent(height, width, level, decoder, meta.get("index_crc"),
                                        meta.get("index_crc_mask", 0xFFFFFFFF))
             decoder.assert_exhausted()
-        except EntropyCodingError as error:
+        except (EntropyCodingError, InputError) as error:  # (InputError: a value decoded from the file)
             raise CorruptFileError(f"the image bitstream is corrupt: {error}") from error
         return self.synthesize(y_hat, level, height, width)
 

@@ -22,8 +22,8 @@ from neuralcodec.codecs.image.context import ImageContextModel, gather
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.entropy.models import GaussianConditionalPrior
 
-ScaleCheck = Callable[[np.ndarray], None]
-"""Raises when scale indexes rebuilt by a decoder are not the encoder's (see ``check_index_crc``)."""
+ScaleCheck = Callable[[int], None]
+"""Raises when the CRC32 of the scale indexes a decoder rebuilt is not the encoder's (see ``check_index_crc``)."""
 PassCoder = Callable[[slice, torch.Tensor | None, np.ndarray, np.ndarray], torch.Tensor]
 """Codes one pass: (group channels, flat positions or None for all, snapped means, scales; flattened
 position-major) -> the decoded values there, in the same order."""
@@ -53,13 +53,20 @@ class HyperpriorLatents:
     def decompress(self, means: torch.Tensor, scales: torch.Tensor, level: float, decoder: SymbolDecoder,
                    check: ScaleCheck) -> torch.Tensor:
         scales = scales.numpy()
-        check(scales)
+        check(scale_index_crc(scales))
         return self.conditional.decompress(snap_means(means), scales, decoder)
+
+
+BAND_POSITIONS = 1 << 13
+"""The context networks run on bands of latent rows of about this many positions (whole latents up to
+512 pixels x 1024 pixels): their float64 buffers stay bounded whatever the image size."""
+BAND_HALO = 3
+"""Latent rows of context above and below a band; the networks' receptive field (5x5 spatial context) needs 2."""
 
 
 class ContextLatents:
     """Channel groups in order, each in one or two (checkerboard) passes, with the context networks in
-    float64 on the CPU."""
+    float64 on the CPU, band by band (each pass is still coded as one run of symbols)."""
 
     def __init__(self, model: ImageContextModel) -> None:
         self.conditional = model.image.gaussian_conditional
@@ -74,41 +81,68 @@ class ContextLatents:
         def code(group: slice, positions: torch.Tensor | None, mu: np.ndarray, sigma: np.ndarray) -> torch.Tensor:
             return self.conditional.compress(gather(y64[:, group], positions).numpy().ravel(), mu, sigma, encoder)
 
-        y_hat, scale_rows = self._run(means, scales, level, code)
-        return y_hat, scale_index_crc(scale_rows)
+        return self._run(means, scales, level, code)
 
     def decompress(self, means: torch.Tensor, scales: torch.Tensor, level: float, decoder: SymbolDecoder,
                    check: ScaleCheck) -> torch.Tensor:
         def code(group: slice, positions: torch.Tensor | None, mu: np.ndarray, sigma: np.ndarray) -> torch.Tensor:
             return self.conditional.decompress(mu, sigma, decoder)
 
-        y_hat, scale_rows = self._run(means, scales, level, code)
-        check(scale_rows)
+        y_hat, index_crc = self._run(means, scales, level, code)
+        check(index_crc)
         return y_hat
 
     @torch.no_grad()
-    def _run(self, means: torch.Tensor, scales: torch.Tensor, level: float, code: PassCoder) -> tuple[torch.Tensor, np.ndarray]:
-        """Every pass in coding order; returns ŷ (float32, the latent's channel order) and the scales of
-        all coded positions in coding order."""
+    def _run(self, means: torch.Tensor, scales: torch.Tensor, level: float, code: PassCoder) -> tuple[torch.Tensor, int]:
+        """Every pass in coding order; returns ŷ (float32, the latent's channel order) and the CRC32 of the
+        scale indexes of all coded positions in coding order."""
         context = self.context
         ones = torch.ones(1, self.channels, 1, 1, dtype=torch.float64)
         gain = context.permuted(self.latent_gain.scale(ones, torch.tensor([level], dtype=torch.float64)))
-        means, scales = context.permuted(means), context.permuted(scales)
         _, _, height, width = means.shape
-        features, embedding = context.hyper_features(means, scales, gain)
-        y_hat = torch.zeros_like(means)
-        rows = []
+        y_hat = torch.zeros(1, self.channels, height, width, dtype=torch.float64)  # coding order of channels
+        index_crc = 0
         for index, group in enumerate(context.config.slices()):
-            g_k = gain[:, group]
-            inputs = context.group_inputs(index, features, embedding, y_hat[:, :group.start] / gain[:, :group.start])
-            group_hat = torch.zeros(1, group.stop - group.start, height * width, dtype=torch.float64)
             for step, positions in enumerate(context.passes(height, width)):
-                anchors = group_hat.view(1, -1, height, width) / g_k if step else None
-                mu, sigma = context.group_parameters(index, inputs, anchors, means[:, group], scales[:, group], g_k,
-                                                     positions)
-                sigma = sigma.numpy().ravel()
-                values = code(group, positions, snap_means(mu).ravel(), sigma).double().reshape(mu.shape).transpose(1, 2)
-                group_hat = group_hat.index_copy(2, positions, values) if positions is not None else values
-                rows.append(sigma)
-            y_hat[:, group] = group_hat.view(1, -1, height, width)
-        return context.unpermuted(y_hat).float(), np.concatenate(rows)
+                mus, sigmas = zip(*(self._band_parameters(index, step, band, positions, means, scales, gain, y_hat)
+                                    for band in _bands(height, width)))
+                mu = snap_means(torch.cat(mus, dim=1)).ravel()
+                del mus
+                sigma = torch.cat(sigmas, dim=1).numpy().ravel()
+                del sigmas
+                values = code(group, positions, mu, sigma).double()
+                del mu
+                values = values.reshape(-1, group.stop - group.start).T[None]
+                flat = y_hat[:, group].view(1, group.stop - group.start, height * width)
+                flat.index_copy_(2, positions, values) if positions is not None else flat.copy_(values)
+                index_crc = scale_index_crc(sigma, index_crc)
+        return context.unpermuted(y_hat).float(), index_crc
+
+    def _band_parameters(self, index: int, step: int, band: range, positions: torch.Tensor | None,
+                         means: torch.Tensor, scales: torch.Tensor, gain: torch.Tensor,
+                         y_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, σ) (1, P, c) of group ``index`` in pass ``step`` at the ``positions`` in the latent rows
+        ``band``, computed on the band with ``BAND_HALO`` rows of context (hyperprior ``means``/``scales`` in
+        the latent's channel order; ``y_hat``: decoded so far, coding order, zeros elsewhere)."""
+        context = self.context
+        group = list(context.config.slices())[index]
+        height, width = means.shape[-2:]
+        rows = slice(max(0, band.start - BAND_HALO), min(height, band.stop + BAND_HALO))
+        band_means, band_scales = context.permuted(means[:, :, rows]), context.permuted(scales[:, :, rows])
+        features, embedding = context.hyper_features(band_means, band_scales, gain)
+        decoded = y_hat[:, :group.start, rows] / gain[:, :group.start] if index else None
+        inputs = context.group_inputs(index, features, embedding, decoded)
+        anchors = y_hat[:, group, rows] / gain[:, group] if step else None
+        if positions is None:
+            local = torch.arange((band.start - rows.start) * width, (band.stop - rows.start) * width)
+        else:
+            first, last = (int(torch.searchsorted(positions, row * width)) for row in (band.start, band.stop))
+            local = positions[first:last] - rows.start * width
+        return context.group_parameters(index, inputs, anchors, band_means[:, group], band_scales[:, group],
+                                        gain[:, group], local)
+
+
+def _bands(height: int, width: int) -> list[range]:
+    """Latent rows in bands of about ``BAND_POSITIONS`` positions (at least one row each), top to bottom."""
+    rows = max(1, BAND_POSITIONS // max(1, width))
+    return [range(top, min(height, top + rows)) for top in range(0, height, rows)]

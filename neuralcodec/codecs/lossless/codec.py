@@ -102,8 +102,8 @@ class LosslessCircuitCodec:
             for start in range(0, len(flat), CHUNK):
                 block = flat[start : start + CHUNK]
 
-                def known(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
-                    encoder.encode_categorical(block[:, pixel], pmf)
+                def known(pixel: int, pmf: np.ndarray, rows: np.ndarray, block: np.ndarray = block) -> np.ndarray:
+                    encoder.encode_categorical(block[:, pixel], pmf, rows)
                     bar.update(len(block) / self.config.pixels)
                     return block[:, pixel]
 
@@ -111,19 +111,32 @@ class LosslessCircuitCodec:
         return encoder.finish(), encoder.ideal_bits
 
     def decompress(self, stream: bytes, count: int, progress: bool = False, task: str = "decoding") -> np.ndarray:
-        """The ``count`` images (N, height, width) uint8 coded in ``stream`` (``progress``: a bar named ``task``)."""
+        """The ``count`` images (N, height, width) uint8 coded in ``stream`` (``progress``: a bar named ``task``).
+
+        A full chunk that leaves the decoder where it found it (no data read, same state: the coder's
+        zero-cost end, e.g. a run of blank images) is followed by identical chunks only, which are copied:
+        the work is bounded by the stream's length, not by the count a file declares.
+        """
         decoder = SymbolDecoder(stream)
         out = np.empty((count, self.config.pixels), dtype=np.uint8)
         with self._bar(count, task, progress) as bar:
-            for start in range(0, count, CHUNK):
+            start = 0
+            while start < count:
                 block = out[start : start + CHUNK]
+                before = decoder.position()
 
-                def decoded(pixel: int, pmf: np.ndarray, block: np.ndarray = block) -> np.ndarray:
-                    block[:, pixel] = decoder.decode_categorical(pmf)
+                def decoded(pixel: int, pmf: np.ndarray, rows: np.ndarray, block: np.ndarray = block) -> np.ndarray:
+                    block[:, pixel] = decoder.decode_categorical(pmf, rows)
                     bar.update(len(block) / self.config.pixels)
                     return block[:, pixel]
 
                 code_pixels(self.tables, len(block), decoded)
+                start += len(block)
+                if len(block) == CHUNK and decoder.position() == before:
+                    repeats = (count - start) // CHUNK
+                    out[start : start + repeats * CHUNK] = np.tile(block, (repeats, 1))
+                    bar.update(repeats * CHUNK)
+                    start += repeats * CHUNK
         decoder.assert_exhausted()
         return out.reshape(count, self.config.height, self.config.width)
 

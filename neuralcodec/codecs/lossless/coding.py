@@ -35,8 +35,9 @@ MESSAGE_BITS = 20
 MAX_CODING_HIDDEN = 256
 """Largest latent size for which every product stays below 2**53 (20 + 24 + 8 bits)."""
 
-SymbolSource = Callable[[int, np.ndarray], np.ndarray]
-"""``(pixel index, integer pmfs (B, K)) -> pixel values (B,)``: encodes (returns the known values) or decodes."""
+SymbolSource = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+"""``(pixel index, integer pmfs (G, K), rows (B,)) -> pixel values (B,)``: image ``b`` has pmf ``rows[b]``;
+encodes (returns the known values) or decodes."""
 
 
 def _renormalized(values: np.ndarray) -> np.ndarray:
@@ -95,35 +96,68 @@ def _walk(tree: RootedTree) -> Iterator[tuple[bool, int]]:
             stack.extend((kid, True) for kid in reversed(kids[node]))
 
 
+class _RowGroups:
+    """Images that agree on every pixel coded so far, as groups: they share every message, so messages are
+    computed once per group. The partition only refines; a message made under an older partition is
+    re-indexed when it is next used (``aligned``)."""
+
+    def __init__(self, batch: int, categories: int) -> None:
+        self.categories = categories
+        self.of_row = np.zeros(batch, dtype=np.intp)
+        self.first_rows = np.zeros(min(batch, 1), dtype=np.intp)
+
+    @property
+    def count(self) -> int:
+        return len(self.first_rows)
+
+    def split(self, values: np.ndarray) -> np.ndarray:
+        """Refine by this pixel's ``values`` (B,); returns each group's value."""
+        if self.count < len(self.of_row):
+            _, first_rows, of_row = np.unique(self.of_row * self.categories + values, return_index=True,
+                                              return_inverse=True)
+            if len(first_rows) > self.count:  # (else the groups, and their order, are unchanged)
+                self.first_rows, self.of_row = first_rows, of_row
+        return values[self.first_rows]
+
+    def aligned(self, message: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``message`` (rows per group of the partition it was made under, that partition's ``of_row``)
+        as rows per current group."""
+        rows, of_row = message
+        return rows if of_row is self.of_row else rows[of_row[self.first_rows]]
+
+
 def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource) -> None:
     """Run the depth-first pass over ``batch`` images, asking ``symbols`` for each pixel given its pmfs.
 
-    ``symbols(pixel, pmf)`` receives the pixel's flat index and the unnormalized integer pmfs (B, K) of
-    its value given everything coded before it, and returns the B values (known when encoding,
-    decoded when decoding). Encoder and decoder compute bit-identical pmfs.
+    ``symbols(pixel, pmf, rows)`` receives the pixel's flat index, the unnormalized integer pmfs (G, K) of
+    its value given everything coded before it, one per group of images that agree on every pixel so far,
+    and each image's group (B,); it returns the B values (known when encoding, decoded when decoding).
+    Encoder and decoder compute bit-identical pmfs; images that are alike cost one pmf, not one each.
     """
     order, parent = tables.tree.order, tables.tree.parent
-    down: dict[int, np.ndarray] = {}
-    inside: dict[int, np.ndarray] = {}
+    groups = _RowGroups(batch, tables.emission.shape[2])
+    down: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    inside: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for entering, node in _walk(tables.tree):
         if entering:
             if node == 0:
-                prior = np.broadcast_to(tables.root, (batch, len(tables.root)))
+                prior = np.broadcast_to(tables.root, (groups.count, len(tables.root)))
             else:
                 up = parent[node]
-                prior = _renormalized(down[up] * inside[up]) @ tables.transition[node - 1]
-            down[node] = _renormalized(prior)
-            pmf = down[node] @ tables.emission[node]
-            values = np.asarray(symbols(int(order[node]), pmf))
+                prior = _renormalized(groups.aligned(down[up]) * groups.aligned(inside[up])) @ tables.transition[node - 1]
+            below = _renormalized(prior)
+            values = np.asarray(symbols(int(order[node]), below @ tables.emission[node], groups.of_row))
             if values.shape != (batch,):
                 raise InputError(f"expected {batch} values for pixel {order[node]}, got shape {values.shape}")
-            inside[node] = _renormalized(tables.emission[node][:, values].T)
+            down[node] = (below, groups.of_row)
+            values = groups.split(values)
+            inside[node] = (_renormalized(tables.emission[node][:, values].T), groups.of_row)
         else:
             del down[node]
             if node:
-                message = inside.pop(node) @ tables.transition[node - 1].T
+                message = groups.aligned(inside.pop(node)) @ tables.transition[node - 1].T
                 up = parent[node]
-                inside[up] = _renormalized(inside[up] * _renormalized(message))
+                inside[up] = (_renormalized(groups.aligned(inside[up]) * _renormalized(message)), groups.of_row)
 
 
 def naive_conditionals(tables: CodingTables, pixels: np.ndarray) -> np.ndarray:

@@ -138,7 +138,7 @@ class VideoCodec:
             decoded = self.model.prior.gaussian_conditional.decompress(means[mask], scales[mask], decoder)
             y_hat[mask] = decoded.double().numpy()
             scale_rows.append(scales[mask])
-        check_index_crc(np.concatenate(scale_rows), index_crc)
+        check_index_crc(scale_index_crc(np.concatenate(scale_rows)), index_crc)
         return torch.from_numpy(y_hat).float()
 
     def _code_frame(self, y: torch.Tensor, previous: torch.Tensor | None, level: float,
