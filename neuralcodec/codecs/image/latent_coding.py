@@ -58,8 +58,8 @@ class HyperpriorLatents:
 
 
 BAND_POSITIONS = 1 << 13
-"""The context networks run on bands of latent rows of about this many positions (whole latents up to
-512 pixels x 1024 pixels): their float64 buffers stay bounded whatever the image size."""
+"""The context networks run on bands of latent rows of about this many positions (a latent up to this
+size, about 2 Mpixel, is one band): their float64 buffers stay bounded whatever the image size."""
 BAND_HALO = 3
 """Latent rows of context above and below a band; the networks' receptive field (5x5 spatial context) needs 2."""
 
@@ -114,7 +114,10 @@ class ContextLatents:
                 del mu
                 values = values.reshape(-1, group.stop - group.start).T[None]
                 flat = y_hat[:, group].view(1, group.stop - group.start, height * width)
-                flat.index_copy_(2, positions, values) if positions is not None else flat.copy_(values)
+                if positions is None:
+                    flat.copy_(values)
+                else:
+                    flat.index_copy_(2, positions, values)
                 index_crc = scale_index_crc(sigma, index_crc)
         return context.unpermuted(y_hat).float(), index_crc
 
