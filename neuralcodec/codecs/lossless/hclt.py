@@ -86,12 +86,15 @@ class HiddenChowLiuTree(nn.Module):
                                          + 2.0 * torch.eye(h))
             self.root_logits.zero_()
 
-    def log_likelihood(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``log p(x)`` in nats of each image of ``pixels`` (B, D) integer values in [0, categories)."""
+    def log_likelihood(self, pixels: torch.Tensor, summed_out: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x)`` in nats of each image of ``pixels`` (B, D) integer values in [0, categories); with
+        ``summed_out`` (D,) bool, the marginal of the other pixels (those pixels' values are ignored)."""
         x = self._checked(pixels)[:, self.order]
         batch = x.shape[0]
         log_emission = torch.log_softmax(self.emission_logits, -1).transpose(1, 2)
         inside = log_emission[torch.arange(x.shape[1], device=x.device)[None, :], x]  # (B, D, H)
+        if summed_out is not None:
+            inside = inside.masked_fill(summed_out.to(x.device)[self.order][None, :, None], 0.0)
         transition = torch.softmax(self.transition_logits, -1)
         levels = self._levels
         incoming = None
