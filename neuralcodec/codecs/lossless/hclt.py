@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -133,3 +134,14 @@ class HiddenChowLiuTree(nn.Module):
             raise InputError(f"pixel values must be in [0, {self.config.categories})")
         return x
 
+
+def circuit_with_probabilities(config: HCLTConfig, tree: RootedTree, root: np.ndarray, transition: np.ndarray,
+                               emission: np.ndarray) -> HiddenChowLiuTree:
+    """An HCLT (in eval mode) whose parameters are the given positive (unnormalized) probability tables,
+    e.g. a codec's exact coding tables, for measuring their likelihood."""
+    model = HiddenChowLiuTree(config, tree)
+    with torch.no_grad():
+        for logits, table in ((model.root_logits, root), (model.transition_logits, transition),
+                              (model.emission_logits, emission)):
+            logits.copy_(torch.from_numpy(np.log(table)))
+    return model.eval()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from neuralcodec.codecs.base import SNIFF_NO, SNIFF_SUFFIX, Family
 from neuralcodec.codecs.lossless.image_header import check_header
 from neuralcodec.codecs.lossless.options import LosslessOptions
-from neuralcodec.container import Payload
 from neuralcodec.media.images import LOSSLESS_SUFFIXES
 from neuralcodec.train.arguments import TrainDefaults, Trainer, export_from_rank_zero
 

@@ -8,7 +8,7 @@ from neuralcodec.limits import Limits, check_dimensions
 
 MODES = ("L", "LA", "RGB", "RGBA")
 """Pillow modes the codec stores; the mode's length is the number of channels."""
-TILE = 256
+TILE = 1024
 """Side of the square tiles the encoder cuts images into."""
 MAX_TILE = 1024
 """Largest tile side a file may declare (a group's canvases hold at least one tile)."""
