@@ -92,7 +92,9 @@ def anchor(name: str, image: np.ndarray) -> dict:
     return {"bpsp": 8 * len(data) / (image.shape[0] * image.shape[1] * 3), "encode_s": encode_s, "decode_s": decode_s}
 
 
-def run_set(files: list[Path], model: str, work: Path, grey: bool) -> dict:
+def run_set(files: list[Path], model: str, work: Path, grey: bool, anchors: dict) -> dict:
+    """Rows per image; the classical codecs' results are taken from ``anchors`` (an earlier run's rows by
+    image name) where present."""
     rows = {}
     for path in files:
         with Image.open(path) as image:
@@ -103,7 +105,7 @@ def run_set(files: list[Path], model: str, work: Path, grey: bool) -> dict:
         if grey:
             row["lossless-image-grey"] = learned(grey_path, model, work)
         for name in ANCHORS:
-            row[name] = anchor(name, rgb)
+            row[name] = anchors.get(path.name, {}).get(name) or anchor(name, rgb)
         rows[path.name] = row
         print(path.name, {k: round(v["bpsp"], 4) for k, v in row.items()}, file=sys.stderr, flush=True)
     return rows
@@ -143,6 +145,18 @@ def odd_sizes(model: str, work: Path) -> dict:
     return results
 
 
+def speed(path: Path, model: str, work: Path, repeats: int) -> dict:
+    """Median encode / decode seconds of the learned codec (model loaded beforehand) and of JPEG XL effort 7
+    on one image, measured in turns in the same run."""
+    learned(path, model, work)  # loads the model
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    runs = [(learned(path, model, work), anchor("jpegxl-e7", rgb)) for _ in range(repeats)]
+    out = {name: {key: float(np.median([r[i][key] for r in runs])) for key in ("encode_s", "decode_s")}
+           for i, name in enumerate(("lossless-image", "jpegxl-e7"))}
+    out["ratio_to_jpegxl_e7"] = {key: out["lossless-image"][key] / out["jpegxl-e7"][key] for key in ("encode_s", "decode_s")}
+    return {"image": path.name, "repeats": repeats, **out}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lossless-image-h32", help="shipped model id or weights path")
@@ -150,15 +164,27 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N Kodak images only")
     parser.add_argument("--grey", action="store_true", help="also code the grey versions (learned codec)")
     parser.add_argument("--odd-sizes", action="store_true", help="CLI round trips of odd shapes and RGBA")
+    parser.add_argument("--speed", type=Path, default=None, metavar="IMAGE",
+                        help="only time the learned codec and JPEG XL effort 7 on IMAGE (medians; speed.json)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--anchors-from", type=Path, default=None, metavar="JSON",
+                        help="reuse the classical codecs' rows of an earlier results.json (same images)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.speed:
+        with tempfile.TemporaryDirectory() as work:
+            timing = speed(args.speed, args.model, Path(work), args.repeats)
+        print(json.dumps(timing))
+        (args.out / "speed.json").write_text(json.dumps(timing, indent=1))
+        return
     kodak = sorted((SHARED / "kodak").glob("*.png"))[: args.limit]
     _, held = held_out(photo_files(SHARED / "train-images"))
     result: dict = {"model": args.model, "published_kodak_bpsp": PUBLISHED_KODAK}
     with tempfile.TemporaryDirectory() as work:
+        earlier = json.loads(args.anchors_from.read_text()) if args.anchors_from else {}
         for name, files in (("kodak", kodak), ("held_out_training_photos", held)):
-            rows = run_set(files, args.model, Path(work), args.grey)
+            rows = run_set(files, args.model, Path(work), args.grey, earlier.get(name, {}).get("images", {}))
             result[name] = {"mean": summary(rows), "images": rows}
             print(name, json.dumps(result[name]["mean"]), flush=True)
         if args.odd_sizes:

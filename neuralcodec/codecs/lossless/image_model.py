@@ -4,8 +4,14 @@ For a group of C planes (C = 3: G, R-G, B-G; C = 1: grey or alpha) the circuit h
 order ``context_0, residual_0, context_1, residual_1, ...``: every variable has a latent with H states
 and the latents form a chain (each variable's latent is the parent of the next one's). The context
 classes (known to the decoder before the pixel) come before their residual in the depth-first coding
-order, so ``hclt_coding`` gives the exact conditional ``p(residual_c | contexts, earlier residuals of the
-pixel)``: a learned, soft clustering of the context classes, coupled across the colour planes.
+order, so ``hclt_coding`` gives the exact conditional of each residual given the variables before it in
+the chain: a learned, soft clustering of the context classes, coupled across the colour planes.
+
+Training maximizes ``p(residuals | all contexts)`` (two passes), while coding conditions residual c only
+on the contexts of planes <= c: on Kodak the coded rate is 0.006 bpsp above the trained likelihood.
+Putting all contexts first (coded = trained) was tried and is worse: the latent chain then carries the
+G context through the R and B context latents (held-out photos 3.579 against 3.519 bpsp at step 1000, a
+gap the 0.006 mismatch does not close).
 """
 
 from __future__ import annotations
