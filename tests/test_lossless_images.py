@@ -187,3 +187,14 @@ def test_lossless_routing(tmp_path: Path, photo: np.ndarray) -> None:
     assert lossless_family_for_input(_save(tmp_path / "photo.png", photo, "RGB")).name == "lossless-image"
     with pytest.raises(InputError, match="lossy"):
         lossless_family_for_input(idx, "image-hyperprior")
+
+
+def test_cli_refuses_a_hostile_file_before_loading_a_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ncd = tmp_path / "huge.ncd"
+    payload = _payload(width=200_000, height=200_000)
+    ncd.write_bytes(container.serialize(Payload(payload.codec, "no-such-model", b"", payload.metadata,
+                                                payload.sections)))
+    assert main(["decode", str(ncd), str(tmp_path / "out.png")]) == 2
+    error = capsys.readouterr().err
+    assert "200000" in error and "no-such-model" not in error  # the size fails before the model is looked up
+    assert not (tmp_path / "out.png").exists()
