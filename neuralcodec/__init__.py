@@ -47,7 +47,8 @@ def encode_file(source: str | Path, target: str | Path, model: str | None = None
                 **options) -> dict:
     """Encode ``source`` into the .ncd file ``target`` (written atomically); returns size/bpp/time stats.
 
-    ``options`` are those of the chosen family, as ``codec encode`` has them: ``quality``, ``verify``,
+    ``lossless=True`` picks a lossless family for the input (``codec encode --lossless``: any 8-bit grey, RGB
+    or RGBA image exactly). ``options`` are those of the chosen family, as ``codec encode`` has them: ``quality``, ``verify``,
     ``device``, ``limits`` (a :class:`neuralcodec.limits.Limits`); images ``refine_steps`` (``--refine``);
     video ``gop``, ``fps``. An option the family does not have is an InputError.
     """

@@ -16,7 +16,8 @@ from typing import Any
 
 from neuralcodec import container
 from neuralcodec.codecs.base import Codec, EncodeOptions, EncodeResult, Family
-from neuralcodec.codecs.registry import build_codec, family, family_for_input, resolve_weights, weights_for_payload
+from neuralcodec.codecs.registry import build_codec, family, family_for_input, lossless_family_for_input, resolve_weights
+from neuralcodec.codecs.registry import weights_for_payload
 from neuralcodec.container import Payload
 from neuralcodec.errors import InputError, LimitExceededError
 from neuralcodec.fileio import atomic_write_bytes, check_output_path, ensure_not_same_file
@@ -36,19 +37,20 @@ def family_options(chosen: Family, given: dict[str, Any]) -> EncodeOptions:
 
 
 def encode_path(source: Path, target: Path, model: str | None = None, codec: str | None = None,
-                **options: Any) -> dict:
+                lossless: bool = False, **options: Any) -> dict:
     """Encode ``source`` to the .ncd ``target``; nothing is written unless encoding succeeds (and the target's
-    folder is checked before any work). ``options`` are the family's (see its options dataclass: quality,
+    folder is checked before any work). ``lossless`` picks a lossless family for the input (see
+    ``registry.lossless_family_for_input``). ``options`` are the family's (see its options dataclass: quality,
     refine_steps, gop, fps, verify, device, limits)."""
     check_output_path(target)
     if source.is_file():
         ensure_not_same_file(source, target)
-    data, stats = encode_to_bytes(source, model, codec, **options)
+    data, stats = encode_to_bytes(source, model, codec, lossless, **options)
     atomic_write_bytes(target, data)
     return stats
 
 
-def encode_to_bytes(source: Path, model: str | None = None, codec: str | None = None,
+def encode_to_bytes(source: Path, model: str | None = None, codec: str | None = None, lossless: bool = False,
                     **options: Any) -> tuple[bytes, dict]:
     """The .ncd bytes of ``source`` and the coding statistics (see :func:`encode_path`)."""
     if str(source) == "-":
@@ -56,6 +58,8 @@ def encode_to_bytes(source: Path, model: str | None = None, codec: str | None = 
                          "content picks the codec)")
     if not source.exists():
         raise InputError(f"input not found: {source}")
+    if lossless and model is None:
+        codec = lossless_family_for_input(source, codec).name
     if model is None and codec is None:
         codec = family_for_input(source).name
     file_codec, encode_options = prepared_encoder(model, codec, options)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from neuralcodec import container
 from neuralcodec.api import decode_payload, encode_path
 from neuralcodec.codecs.base import SNIFF_NO
-from neuralcodec.codecs.registry import FAMILIES, family, resolve_weights
+from neuralcodec.codecs.registry import FAMILIES, LOSSLESS_FAMILIES, family, resolve_weights
 from neuralcodec.errors import InputError, NeuralCodecError
 from neuralcodec.limits import Limits
 from neuralcodec.pretrained import compact_models
@@ -38,11 +38,11 @@ class Outcome:
     error: str | None = None
 
 
-def encode_sources(paths: list[Path], model: str | None, codec: str | None) -> list[Path]:
+def encode_sources(paths: list[Path], model: str | None, codec: str | None, lossless: bool = False) -> list[Path]:
     """The files to encode: ``paths``, a folder replaced by the files in it that the family of ``codec`` /
-    ``model`` (without either: any family) encodes."""
+    ``model`` (without either: any family; with ``lossless``: any lossless family) encodes."""
     chosen = codec or (resolve_weights(model, None).codec if model else None)
-    families = [family(chosen)] if chosen else FAMILIES
+    families = [family(chosen)] if chosen else list(LOSSLESS_FAMILIES if lossless else FAMILIES)
     return _expanded(paths, lambda p: any(f.sniff(p) != SNIFF_NO for f in families),
                      f"no file {'that ' + chosen + ' encodes' if chosen else 'a codec encodes'}")
 

@@ -35,6 +35,7 @@ EPILOG = """examples:
   codec models
   codec train image-hyperprior --data photos/ --out runs/my-codec --steps 20000
   codec encode digit.png digit.ncd              (28x28 grayscale: lossless circuit codec)
+  codec encode photo.png photo.ncd --lossless   (any 8-bit grey/RGB/RGBA image, exactly)
   codec encode t10k-images-idx3-ubyte.gz test.ncd && codec decode test.ncd restored-idx3-ubyte.gz
   codec train lossless-pc --data train-images-idx3-ubyte.gz --out runs/my-pc --hidden 32
   codec encode clip.y4m clip.ncd --quality 3 --gop 10 && codec decode clip.ncd decoded.y4m
@@ -81,6 +82,9 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
                    help="codec family (default: chosen from the input: " + "; ".join(f"{f.name}: {f.summary}"
                                                                                for f in registry.FAMILIES) + ")")
     p.add_argument("--verify", action="store_true", help="decode after encoding, check bit-exactness, print PSNR")
+    p.add_argument("--lossless", action="store_true",
+                   help="code exactly: lossless-pc for what it claims (IDX files, 28x28 grey images and their "
+                        "folders), lossless-image for any other 8-bit grey, RGB or RGBA image (any size)")
     _add_family_options(p)
     p.add_argument("--device", default="cpu", help="torch device for the transforms (cpu, cuda)")
     _add_limit_options(p)
@@ -277,8 +281,8 @@ def _run_encode(args: argparse.Namespace) -> None:
         _run_batch(args)
         return
     _input_output(args)
-    options = dict(model=args.model, codec=args.codec, verify=args.verify, device=args.device, limits=_limits(args),
-                   **_family_option_values(args))
+    options = dict(model=args.model, codec=args.codec, lossless=args.lossless, verify=args.verify, device=args.device,
+                   limits=_limits(args), **_family_option_values(args))
     if str(args.output) == "-":
         data, stats = encode_to_bytes(args.input, **options)
         sys.stdout.buffer.write(data)
@@ -316,8 +320,9 @@ def _run_batch(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     if args.command == "encode":
-        sources = batch.encode_sources(args.paths, args.model, args.codec)
-        options = {"verify": args.verify, "device": args.device, "limits": _limits(args), **_family_option_values(args)}
+        sources = batch.encode_sources(args.paths, args.model, args.codec, args.lossless)
+        options = {"lossless": args.lossless, "verify": args.verify, "device": args.device, "limits": _limits(args),
+                   **_family_option_values(args)}
         code = functools.partial(batch.encode_one, folder=args.output_dir, model=args.model, codec=args.codec,
                                  options=options)
     else:

@@ -66,6 +66,10 @@ CASES: list[dict] = [
     {"name": "hclt-fashion-single", "input": "garment-28x28.png", "model": "hclt-fashion-mnist", "args": {}, "decoded": "image"},
     {"name": "hclt-mnist-folder3", "input": "digits", "model": "hclt-mnist", "args": {}, "decoded": "images"},
     {"name": "hclt-fashion-idx3", "input": "garments-idx3-ubyte", "model": "hclt-fashion-mnist", "args": {}, "decoded": "images"},
+    # the lossless image codec (`--lossless`): RGB, RGBA and grey images of any size, tiles and chunks declared
+    {"name": "lossless-image-rgb", "input": "rgb-103x71.png", "model": "lossless-image-h32", "args": {"lossless": True}, "decoded": "image"},
+    {"name": "lossless-image-rgba", "input": "rgba-61x45.png", "model": "lossless-image-h32", "args": {"lossless": True}, "decoded": "image"},
+    {"name": "lossless-image-gray", "input": "gray-77x53.png", "model": "lossless-image-h32", "args": {"lossless": True}, "decoded": "image"},
     # video: 5 frames, the API's GOP (10): frame 0 is an I-frame, frames 1-4 P-frames
     {"name": "video-st-q5", "input": "clip-64x48.y4m", "model": "video-st-vr9-n96", "args": {"quality": 5}, "decoded": "video"},
 ]

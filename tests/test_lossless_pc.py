@@ -158,13 +158,13 @@ def test_bad_pixels_are_rejected(small_model: HiddenChowLiuTree):
 
 
 def test_incremental_conditionals_equal_the_naive_recomputation(small_model: HiddenChowLiuTree):
-    """Per image, whether it shares its pmfs with identical images (rows 0, 5, 6) or images that agree on
-    a prefix (7, 8: blank, then one differs at its last pixel) or stands alone."""
+    """Per image, whether it shares its pmfs with identical images (rows 0 and 5-11) or images that agree on
+    a prefix (12, 13: blank, then one differs at its last pixel) or stands alone."""
     tables = tables_of(small_model)
     distinct = digits(5, seed=9).reshape(5, -1)
     blank, late = np.zeros((1, 64), dtype=distinct.dtype), np.zeros((1, 64), dtype=distinct.dtype)
     late[0, tables.tree.order[-1]] = 200
-    images = np.concatenate([distinct, distinct[:1], distinct[:1], blank, late])
+    images = np.concatenate([distinct, np.repeat(distinct[:1], 7, axis=0), blank, late])
     seen, groups = {}, {}
 
     def record(pixel: int, pmf: np.ndarray, rows: np.ndarray) -> np.ndarray:

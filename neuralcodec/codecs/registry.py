@@ -11,6 +11,7 @@ from pathlib import Path
 from neuralcodec.codecs.base import SNIFF_NO, Codec, Family
 from neuralcodec.codecs.image.family import FAMILY as IMAGE
 from neuralcodec.codecs.lossless.family import FAMILY as LOSSLESS
+from neuralcodec.codecs.lossless.image_family import FAMILY as LOSSLESS_IMAGE
 from neuralcodec.codecs.video.family import FAMILY as VIDEO
 from neuralcodec.container import Payload
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
@@ -20,7 +21,10 @@ FAMILIES: list[Family] = [
     IMAGE,
     VIDEO,
     LOSSLESS,
+    LOSSLESS_IMAGE,
 ]
+LOSSLESS_FAMILIES = (LOSSLESS, LOSSLESS_IMAGE)
+"""The families that reproduce their input exactly (what ``--lossless`` chooses among)."""
 
 
 def family(name: str) -> Family:
@@ -40,6 +44,18 @@ def family_for_input(path: Path) -> Family:
         raise InputError(f"no codec encodes this {what} by default; pass --codec "
                          f"({', '.join(f.name for f in FAMILIES)}) or --model")
     return best
+
+
+def lossless_family_for_input(path: Path, codec: str | None = None) -> Family:
+    """The lossless family for ``path`` (``codec encode --lossless``): lossless-pc for what it claims (IDX files,
+    images and folders of a shipped grey model's size), lossless-image for any other image; ``codec``, when
+    given, must name a lossless family."""
+    if codec is not None:
+        if codec not in {f.name for f in LOSSLESS_FAMILIES}:
+            raise InputError(f"--lossless with --codec {codec}: that codec is lossy "
+                             f"(lossless ones: {', '.join(f.name for f in LOSSLESS_FAMILIES)})")
+        return family(codec)
+    return LOSSLESS if LOSSLESS.sniff(path) != SNIFF_NO else LOSSLESS_IMAGE
 
 
 def resolve_weights(model: str | None, codec: str | None) -> LoadedWeights:

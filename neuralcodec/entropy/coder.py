@@ -90,15 +90,16 @@ def _categorical_weights(probabilities: object) -> np.ndarray:
     return weights
 
 
-def _row_indexes(rows: np.ndarray | None, count: int) -> np.ndarray:
-    """``rows`` validated as indexes into ``count`` probability rows (``arange(count)`` when None)."""
+def _row_indexes(rows: np.ndarray | None, count: int) -> np.ndarray | slice:
+    """``rows`` validated as indexes into ``count`` probability rows; ``slice(None)`` (every row, in order,
+    without a copy) when None or ``arange(count)``."""
     if rows is None:
-        return np.arange(count)
+        return slice(None)
     index = _int_array(rows, "rows")
     if index.ndim != 1:
         raise InputError(f"rows must be one-dimensional, got shape {index.shape}")
     _check_range(index, 0, count - 1, "probability rows", InputError)
-    return index
+    return slice(None) if len(index) == count and (index == np.arange(count)).all() else index
 
 
 def _mean_centers(means: np.ndarray) -> np.ndarray:
@@ -208,7 +209,7 @@ class _TableOp:
 class _CategoricalOp:
     """Categorical symbols, each with row ``rows[i]`` of the quantized ``weights`` (``count - 1``)."""
 
-    def __init__(self, symbols: np.ndarray, weights: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, symbols: np.ndarray, weights: np.ndarray, rows: np.ndarray | slice) -> None:
         self.symbols = symbols.astype(np.int32)
         self.weights = weights
         self.rows = rows
@@ -218,7 +219,8 @@ class _CategoricalOp:
             coder.encode_reverse(self.symbols, _CATEGORICAL, self.weights[self.rows])
 
     def ideal_bits(self) -> float:
-        chosen = self.weights[self.rows, self.symbols].astype(np.float64) + 1
+        rows = np.arange(self.symbols.size) if isinstance(self.rows, slice) else self.rows
+        chosen = self.weights[rows, self.symbols].astype(np.float64) + 1
         return float((PRECISION - np.log2(chosen)).sum())
 
 
@@ -254,8 +256,9 @@ class SymbolEncoder:
         weights = _categorical_weights(probabilities)
         sym = _int_array(symbols, "symbols")
         row_of = _row_indexes(rows, weights.shape[0])
-        if sym.shape != row_of.shape:
-            raise InputError(f"symbols shape {sym.shape} does not match rows {row_of.shape}")
+        expected = (weights.shape[0],) if isinstance(row_of, slice) else row_of.shape
+        if sym.shape != expected:
+            raise InputError(f"symbols shape {sym.shape} does not match the probability rows {expected}")
         _check_range(sym, 0, weights.shape[1] - 1, "categorical symbols", InputError)
         self._add(_CategoricalOp(sym, weights, row_of))
 
@@ -321,10 +324,10 @@ class SymbolDecoder:
     def decode_categorical(self, probabilities: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Symbols (int32, shape of ``rows``, else (n,)) coded by ``encode_categorical`` with the same arguments."""
         weights = _categorical_weights(probabilities)
-        row_of = _row_indexes(rows, weights.shape[0])
-        if row_of.size == 0 or weights.shape[1] == 1:
-            return np.zeros(row_of.shape, dtype=np.int32)
-        return _decode(self._coder, _CATEGORICAL, weights[row_of])
+        weights = weights[_row_indexes(rows, weights.shape[0])]
+        if weights.shape[0] == 0 or weights.shape[1] == 1:
+            return np.zeros(weights.shape[0], dtype=np.int32)
+        return _decode(self._coder, _CATEGORICAL, weights)
 
     def position(self) -> tuple[int, int]:
         """Where decoding stands (compressed words left, coder state): two equal positions decode alike."""

@@ -26,9 +26,9 @@ from PIL import Image
 
 from neuralcodec.codecs.base import EncodeResult, progress_bar
 from neuralcodec.codecs.lossless.chow_liu import RootedTree
-from neuralcodec.codecs.lossless.coding import PARAMETER_BITS, CodingTables, code_pixels
+from neuralcodec.codecs.lossless.coding import CodingTables, code_pixels
 from neuralcodec.codecs.lossless.header import image_count
-from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
+from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree, circuit_with_probabilities
 from neuralcodec.codecs.lossless.options import LosslessOptions
 from neuralcodec.container import Payload
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
@@ -84,13 +84,8 @@ class LosslessCircuitCodec:
 
     def likelihood_model(self) -> HiddenChowLiuTree:
         """The HCLT with exactly the shipped (fp16) probabilities, for measuring its likelihood."""
-        model = HiddenChowLiuTree(self.config, self.tables.tree)
-        scale = float(1 << PARAMETER_BITS)
-        with torch.no_grad():
-            model.root_logits.copy_(torch.from_numpy(np.log(self.tables.root / scale)))
-            model.transition_logits.copy_(torch.from_numpy(np.log(self.tables.transition / scale)))
-            model.emission_logits.copy_(torch.from_numpy(np.log(self.tables.emission / scale)))
-        return model.eval()
+        t = self.tables
+        return circuit_with_probabilities(self.config, t.tree, t.root, t.transition, t.emission)
 
     # ------------------------------------------------------------------ coding
     def compress(self, images: np.ndarray, progress: bool = False) -> tuple[bytes, float]:

@@ -111,10 +111,14 @@ class _RowGroups:
         return len(self.first_rows)
 
     def split(self, values: np.ndarray) -> np.ndarray:
-        """Refine by this pixel's ``values`` (B,); returns each group's value."""
-        if self.count < len(self.of_row):
+        """Refine by this pixel's ``values`` (B,); returns each group's value. Past half as many groups as
+        images, every image becomes its own group (sharing no longer pays for the bookkeeping)."""
+        batch = len(self.of_row)
+        if self.count < batch:
             _, first_rows, of_row = np.unique(self.of_row * self.categories + values, return_index=True,
                                               return_inverse=True)
+            if len(first_rows) > batch // 2:
+                first_rows = of_row = np.arange(batch)
             if len(first_rows) > self.count:  # (else the groups, and their order, are unchanged)
                 self.first_rows, self.of_row = first_rows, of_row
         return values[self.first_rows]

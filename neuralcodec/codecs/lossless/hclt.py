@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,12 +87,15 @@ class HiddenChowLiuTree(nn.Module):
                                          + 2.0 * torch.eye(h))
             self.root_logits.zero_()
 
-    def log_likelihood(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``log p(x)`` in nats of each image of ``pixels`` (B, D) integer values in [0, categories)."""
+    def log_likelihood(self, pixels: torch.Tensor, summed_out: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x)`` in nats of each image of ``pixels`` (B, D) integer values in [0, categories); with
+        ``summed_out`` (D,) bool, the marginal of the other pixels (those pixels' values are ignored)."""
         x = self._checked(pixels)[:, self.order]
         batch = x.shape[0]
         log_emission = torch.log_softmax(self.emission_logits, -1).transpose(1, 2)
         inside = log_emission[torch.arange(x.shape[1], device=x.device)[None, :], x]  # (B, D, H)
+        if summed_out is not None:
+            inside = inside.masked_fill(summed_out.to(x.device)[self.order][None, :, None], 0.0)
         transition = torch.softmax(self.transition_logits, -1)
         levels = self._levels
         incoming = None
@@ -130,3 +134,14 @@ class HiddenChowLiuTree(nn.Module):
             raise InputError(f"pixel values must be in [0, {self.config.categories})")
         return x
 
+
+def circuit_with_probabilities(config: HCLTConfig, tree: RootedTree, root: np.ndarray, transition: np.ndarray,
+                               emission: np.ndarray) -> HiddenChowLiuTree:
+    """An HCLT (in eval mode) whose parameters are the given positive (unnormalized) probability tables,
+    e.g. a codec's exact coding tables, for measuring their likelihood."""
+    model = HiddenChowLiuTree(config, tree)
+    with torch.no_grad():
+        for logits, table in ((model.root_logits, root), (model.transition_logits, transition),
+                              (model.emission_logits, emission)):
+            logits.copy_(torch.from_numpy(np.log(table)))
+    return model.eval()
