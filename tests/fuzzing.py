@@ -326,9 +326,11 @@ def _warm_up() -> None:
     from neuralcodec import api
 
     api._KEPT_CODECS = 64
+    cases = json.loads((GOLDEN / "manifest.json").read_text())["cases"]
     with tempfile.TemporaryDirectory(prefix="fuzz-warm-") as folder:
-        for seed in sorted(GOLDEN.glob("*.ncd")):
-            api.decode_path(seed, Path(folder) / seed.stem)
+        for case in cases:  # (an image is decoded to a PNG; video frames and image sets to a folder)
+            suffix = ".png" if case["decoded"] == "image" else ""
+            api.decode_path(GOLDEN / case["ncd"], Path(folder) / (case["name"] + suffix))
 
 
 def _reset_peak_rss() -> None:
