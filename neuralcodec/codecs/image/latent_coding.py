@@ -104,15 +104,8 @@ class ContextLatents:
         index_crc = 0
         for index, group in enumerate(context.config.slices()):
             for step, positions in enumerate(context.passes(height, width)):
-                mus, sigmas = zip(*(self._band_parameters(index, step, band, positions, means, scales, gain, y_hat)
-                                    for band in _bands(height, width)))
-                mu = snap_means(torch.cat(mus, dim=1)).ravel()
-                del mus
-                sigma = torch.cat(sigmas, dim=1).numpy().ravel()
-                del sigmas
-                values = code(group, positions, mu, sigma).double()
-                del mu
-                values = values.reshape(-1, group.stop - group.start).T[None]
+                mu, sigma = self._pass_parameters(index, step, positions, means, scales, gain, y_hat)
+                values = code(group, positions, mu, sigma).double().reshape(-1, group.stop - group.start).T[None]
                 flat = y_hat[:, group].view(1, group.stop - group.start, height * width)
                 if positions is None:
                     flat.copy_(values)
@@ -120,6 +113,14 @@ class ContextLatents:
                     flat.index_copy_(2, positions, values)
                 index_crc = scale_index_crc(sigma, index_crc)
         return context.unpermuted(y_hat).float(), index_crc
+
+    def _pass_parameters(self, index: int, step: int, positions: torch.Tensor | None, means: torch.Tensor,
+                         scales: torch.Tensor, gain: torch.Tensor, y_hat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Snapped means and scales (flat, coding order) of pass ``step`` of group ``index``, band by band."""
+        height, width = means.shape[-2:]
+        mus, sigmas = zip(*(self._band_parameters(index, step, band, positions, means, scales, gain, y_hat)
+                            for band in _bands(height, width)))
+        return snap_means(torch.cat(mus, dim=1)).ravel(), torch.cat(sigmas, dim=1).numpy().ravel()
 
     def _band_parameters(self, index: int, step: int, band: range, positions: torch.Tensor | None,
                          means: torch.Tensor, scales: torch.Tensor, gain: torch.Tensor,
