@@ -21,6 +21,7 @@ Ablations and training-data variants: ``benchmarks/video_ablation.py``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -53,13 +54,13 @@ def _distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict[str
 
 
 def learned_curve(model: str | None, frames: list[np.ndarray], info, gop: int, decode: bool = True,
-                  adaptive_intra: bool = True) -> list[dict]:
+                  adaptive_intra: bool = True, qualities: list[float] | None = None) -> list[dict]:
     """Our codec at every quality level of its model: whole-file bpp, distortion, and (with ``decode``) a check that decoding
     is bit-exact; without it, distortion is measured on the encoder's reconstructions. ``adaptive_intra``: as
     ``codec encode`` does, code a P-frame position as an I-frame when that is smaller."""
     codec = load_codec(model, "video-st")
     points = []
-    for quality in (float(q) for q in range(1, codec.intra.model.config.levels + 1)):
+    for quality in qualities or [float(q) for q in range(1, codec.intra.levels + 1)]:
         payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True,
                                              adaptive_intra=adaptive_intra)
         size = len(container.write(payload))
@@ -88,30 +89,41 @@ def classical_curve(name: str, frames: list[np.ndarray], fps: Fraction, gop: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model", default=None, help="video model id or .safetensors (default: the shipped default)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated video model ids or .safetensors; the first is the one measured against "
+                             "every other curve (default: the shipped default video model)")
     parser.add_argument("--gop", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=None, help="code only the first N frames of each sequence")
+    parser.add_argument("--qualities", default=None, help="comma-separated qualities (default: every level)")
+    parser.add_argument("--no-frame-by-frame", action="store_true",
+                        help="skip the first model's all-intra curve (GOP 1)")
     parser.add_argument("--sequences", default=",".join(SEQUENCES))
     parser.add_argument("--classical", default=",".join(VIDEO_CODECS))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = args.model
+    models = args.models.split(",") if args.models else [None]
+    qualities = [float(q) for q in args.qualities.split(",")] if args.qualities else None
     results = {}
     for name in tqdm(args.sequences.split(","), desc="sequences"):
         path, fps = SEQUENCES[name]
         with open_video(path, fps=fps) as reader:
             info = reader.info
-            frames = list(reader)
-        curves = {"video-st": learned_curve(model, frames, info, args.gop)}
-        curves["image frame-by-frame"] = learned_curve(model, frames, info, 1, decode=False)  # I-frames: checked above
-        for codec in args.classical.split(","):
+            frames = list(reader)[:args.frames]
+        info = dataclasses.replace(info, frames=len(frames))
+        curves = {_label(model): learned_curve(model, frames, info, args.gop, qualities=qualities) for model in models}
+        subject = _label(models[0])
+        if not args.no_frame_by_frame:  # the same reconstructions as GOP 1 decodes: checked by the curves above
+            curves["image frame-by-frame"] = learned_curve(models[0], frames, info, 1, decode=False,
+                                                           qualities=qualities)
+        for codec in filter(None, args.classical.split(",")):
             curves[codec] = classical_curve(codec, frames, info.fps, args.gop)
-        metrics = ("psnr", "ms_ssim") if curves["video-st"][0]["ms_ssim"] is not None else ("psnr",)
+        metrics = ("psnr", "ms_ssim") if curves[subject][0]["ms_ssim"] is not None else ("psnr",)
         bd = {metric: {other: bd_rate_or_reason([(p["bpp"], p[metric]) for p in curves[other]],
-                                                [(p["bpp"], p[metric]) for p in curves["video-st"]])
-                       for other in curves if other != "video-st"} for metric in metrics}
+                                                [(p["bpp"], p[metric]) for p in curves[subject]])
+                       for other in curves if other != subject} for metric in metrics}
         results[name] = {"frames": len(frames), "size": [info.width, info.height], "gop": args.gop,
-                         "curves": curves, "bd_rate_percent_of_video_st_vs": bd}
+                         "subject": subject, "curves": curves, "bd_rate_percent_vs": bd}
         plot_rd_curves({k: [(p["bpp"], p["psnr"]) for p in v] for k, v in curves.items()},
                        args.out / f"video_rd_{name}.png", ylabel="PSNR-RGB (dB)",
                        title=f"{name} ({len(frames)} frames, GOP {args.gop})")
@@ -121,14 +133,23 @@ def main() -> None:
     print(_markdown(results))
 
 
+def _label(model: str | None) -> str:
+    """A curve's name: the model id (a weights file's stem), or the default video model's id."""
+    if model is None:
+        from neuralcodec.pretrained import default_model
+
+        return default_model("video-st").model_id
+    return Path(model).stem if model.endswith(".safetensors") else model
+
+
 def _markdown(results: dict) -> str:
     lines = []
     for name, result in results.items():
         lines += [f"## {name} ({result['frames']} frames, {result['size'][0]}x{result['size'][1]}, GOP {result['gop']})",
-                  "", "| codec | bpp range | PSNR range (dB) | BD-rate of video-st vs it (PSNR) | (MS-SSIM) |",
+                  "", f"| codec | bpp range | PSNR range (dB) | BD-rate of {result['subject']} vs it (PSNR) | (MS-SSIM) |",
                   "|---|---|---|---|---|"]
         for codec, points in result["curves"].items():
-            bd = {m: result["bd_rate_percent_of_video_st_vs"].get(m, {}).get(codec) for m in ("psnr", "ms_ssim")}
+            bd = {m: result["bd_rate_percent_vs"].get(m, {}).get(codec) for m in ("psnr", "ms_ssim")}
             cells = [f"{v:+.1f}%" if isinstance(v, float) else (v or "—") for v in bd.values()]
             lines.append(f"| {codec} | {points[0]['bpp']:.3f} → {points[-1]['bpp']:.3f} | "
                          f"{points[0]['psnr']:.2f} → {points[-1]['psnr']:.2f} | {cells[0]} | {cells[1]} |")

@@ -2,10 +2,10 @@
 
 Each measurement runs in a fresh subprocess (so peak RSS is its own): `codec encode` / `codec decode` of
 the first N frames of BasketballPass written as a Y4M file, for N = 20 and N = 100 (memory must stay flat:
-frames are streamed), with the video codec (GOP 10), the same model at GOP 1 (image frame-by-frame), and
-x264 medium through ffmpeg as the peer whose speed the ratios are against, all in the same run.
+frames are streamed), with each video model given (GOP 10, quality 3), the first at GOP 1 too (image
+frame-by-frame), and x264 medium through ffmpeg as the peer whose speed the ratios are against, all in the same run.
 
-    python benchmarks/video_speed.py --out benchmarks/results/video [--model ID_OR_PATH] [--threads 2]
+    python benchmarks/video_speed.py --out benchmarks/results/video [--models ID_OR_PATH,...] [--threads 2]
 """
 
 from __future__ import annotations
@@ -49,20 +49,25 @@ def _write_y4m(frames_dir: Path, count: int, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model", default=None, help="video model id or .safetensors (default: the shipped default)")
+    parser.add_argument("--models", default="video-mc-vr9c,video-st-vr9-n96",
+                        help="comma-separated video model ids or .safetensors, each measured at GOP 10; the first "
+                             "is also measured at GOP 1 (image frame-by-frame) and compared with the others")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     codec = [sys.executable, "-m", "neuralcodec.cli"]
+    models = args.models.split(",")
+    labels = {model: Path(model).stem for model in models}
     results = {"threads": args.threads, "size": "416x240", "runs": {}}
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         for count in (20, 100):
             source = work / f"clip{count}.y4m"
             _write_y4m(SHARED / "BasketballPass_416x240", count, source)
-            for label, gop in (("video-st GOP 10", 10), ("image frame-by-frame (GOP 1)", 1)):
+            settings = [(f"{labels[m]} GOP 10", m, 10) for m in models]
+            settings.append((f"{labels[models[0]]} frame-by-frame (GOP 1)", models[0], 1))
+            for label, model, gop in settings:
                 coded, decoded = work / "c.ncd", work / "d.y4m"
-                chosen = ["--model", args.model] if args.model else ["--codec", "video-st"]
-                encode = _measured([*codec, "encode", str(source), str(coded), *chosen, "--gop", str(gop),
+                encode = _measured([*codec, "encode", str(source), str(coded), "--model", model, "--gop", str(gop),
                                     "--quality", "3"], args.threads)
                 decode = _measured([*codec, "decode", str(coded), str(decoded)], args.threads)
                 results["runs"][f"{label}, {count} frames"] = {
@@ -75,16 +80,18 @@ def main() -> None:
             results["runs"][f"x264 medium, {count} frames"] = {"frames": count,
                                                                 "encode_fps": count / x264["seconds"]}
     runs = results["runs"]
-    results["ratios"] = {
-        "video-st encode fps / x264 medium (100 frames)": runs["video-st GOP 10, 100 frames"]["encode_fps"]
-        / runs["x264 medium, 100 frames"]["encode_fps"],
-        "video-st encode fps / image frame-by-frame (100 frames)": runs["video-st GOP 10, 100 frames"]["encode_fps"]
-        / runs["image frame-by-frame (GOP 1), 100 frames"]["encode_fps"],
-        "encode peak RSS 100 / 20 frames": runs["video-st GOP 10, 100 frames"]["encode_peak_rss_mib"]
-        / runs["video-st GOP 10, 20 frames"]["encode_peak_rss_mib"],
-        "decode peak RSS 100 / 20 frames": runs["video-st GOP 10, 100 frames"]["decode_peak_rss_mib"]
-        / runs["video-st GOP 10, 20 frames"]["decode_peak_rss_mib"],
-    }
+    first = f"{labels[models[0]]} GOP 10"
+    ratios = {f"{first} encode fps / x264 medium (100 frames)": runs[f"{first}, 100 frames"]["encode_fps"]
+              / runs["x264 medium, 100 frames"]["encode_fps"],
+              f"{first} encode peak RSS 100 / 20 frames": runs[f"{first}, 100 frames"]["encode_peak_rss_mib"]
+              / runs[f"{first}, 20 frames"]["encode_peak_rss_mib"],
+              f"{first} decode peak RSS 100 / 20 frames": runs[f"{first}, 100 frames"]["decode_peak_rss_mib"]
+              / runs[f"{first}, 20 frames"]["decode_peak_rss_mib"]}
+    for model in models[1:]:
+        other = f"{labels[model]} GOP 10, 100 frames"
+        for what in ("encode_fps", "decode_fps", "decode_peak_rss_mib"):
+            ratios[f"{first} / {labels[model]} {what} (100 frames)"] = runs[f"{first}, 100 frames"][what] / runs[other][what]
+    results["ratios"] = ratios
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "video_speed.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -195,7 +195,7 @@ def _mutate_payload(payload, rng: random.Random) -> str:
     if choice == "ids":
         field = rng.choice(["model_id", "codec", "weights_hash"])
         value = {"model_id": rng.choice(["/etc/hostname", "../../x", "", "hclt-mnist", "hyperprior-vr9c-n96"]),
-                 "codec": rng.choice(["image-hyperprior", "video-st", "lossless-pc", "nope", ""]),
+                 "codec": rng.choice(["image-hyperprior", "video-st", "video-mc", "lossless-pc", "nope", ""]),
                  "weights_hash": rng.choice([b"", b"\x00" * 8, os.urandom(8)])}[field]
         setattr(payload, field, value)
         return f"{field} = {value!r}"
@@ -278,7 +278,7 @@ def hostile_encode_input(rng: random.Random, workdir: Path, case_id: int) -> tup
         folder.mkdir()
         shutil.copy(GOLDEN / "digit-28x28.png", folder / "a.png")
         shutil.copy(GOLDEN / rng.choice(["garment-28x28.png", "gray-77x53.png", "rgb-103x71.png"]), folder / "b.png")
-        return folder, "folder of mixed images", rng.choice([None, "lossless-pc", "video-st"])
+        return folder, "folder of mixed images", rng.choice([None, "lossless-pc", "video-st", "video-mc"])
     if kind == 6:
         path = base.with_suffix(rng.choice([".png", ".jpg", ".webp", ".y4m", ".mp4"]))
         path.write_bytes(rng.choice([b"", b"\x00" * 100, os.urandom(rng.randrange(1, 2000))]))

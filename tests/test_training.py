@@ -231,7 +231,8 @@ def test_the_python_api_starts_from_the_models_config_and_refuses_another_archit
                                HyperpriorConfig(n=8, m=24, lambdas=(0.01, 0.05)), crop=64, init_from=tiny_weights)
 
 
-@pytest.mark.parametrize("trainer", ["image-hyperprior", "video-st", "lossless-pc", "classifier", "face-embedder"])
+@pytest.mark.parametrize("trainer", ["image-hyperprior", "video-st", "video-mc", "lossless-pc", "classifier",
+                                     "face-embedder"])
 def test_every_trainer_help_shows_its_defaults(trainer: str, capsys, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("COLUMNS", "1000")  # one line per option
     with pytest.raises(SystemExit):
@@ -246,6 +247,7 @@ def test_every_trainer_help_shows_its_defaults(trainer: str, capsys, monkeypatch
                                 "(default: 6 levels 0.0018-0.0483; with --init-from: the model's)",
                                 "(with --task-loss) (default: 0.0)"],
            "video-st": ["--crop CROP random crop size (multiple of 64) (default: 256)", "(default: 1500)"],
+           "video-mc": ["--crop CROP training crop size (multiple of 64) (default: 128)", "(default: 4000)"],
            "lossless-pc": ["--hidden HIDDEN latent states per pixel (H) (default: 32)"],
            "classifier": ["(default: 24)"], "face-embedder": ["(default: 16)", "(default: strided)"]}
     assert all(option in text for option in own[trainer])

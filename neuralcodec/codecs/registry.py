@@ -13,6 +13,7 @@ from neuralcodec.codecs.image.family import FAMILY as IMAGE
 from neuralcodec.codecs.lossless.family import FAMILY as LOSSLESS
 from neuralcodec.codecs.lossless.image_family import FAMILY as LOSSLESS_IMAGE
 from neuralcodec.codecs.video.family import FAMILY as VIDEO
+from neuralcodec.codecs.video.mc_family import FAMILY as VIDEO_MC
 from neuralcodec.container import Payload
 from neuralcodec.errors import InputError, ModelMismatchError, UnknownModelError
 from neuralcodec.pretrained import LoadedWeights, default_model, is_retired, load_named_weights, load_pretrained
@@ -20,6 +21,7 @@ from neuralcodec.pretrained import LoadedWeights, default_model, is_retired, loa
 FAMILIES: list[Family] = [
     IMAGE,
     VIDEO,
+    VIDEO_MC,
     LOSSLESS,
     LOSSLESS_IMAGE,
 ]

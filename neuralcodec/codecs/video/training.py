@@ -104,8 +104,8 @@ SYNTHETIC_VERSION = 2
 """Bumped whenever :func:`synthetic_clips` changes, so cached latents of older clips are not reused."""
 
 
-def _cached(path: Path, key: dict, make: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """Latents saved at ``path`` for the same ``key`` (sources and settings), else ``make()`` saved there
+def cached_tensors(path: Path, key: dict, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Tensors (latents, residuals) saved at ``path`` for the same ``key`` (sources and settings), else ``make()`` saved there
     (so a resumed run, or a run given a copy of the file, skips the slow pass through the analysis transform)."""
     tag = json.dumps(key, sort_keys=True)
     if path.is_file():
@@ -154,11 +154,11 @@ def train_video(
               "seed": config.seed}
     parts = []
     if clips_root is not None:
-        parts.append(_cached(out_dir / "latents-real.pt", {**common, "root": str(clips_root), "crops": crops_per_window},
+        parts.append(cached_tensors(out_dir / "latents-real.pt", {**common, "root": str(clips_root), "crops": crops_per_window},
                              lambda: cache_latents(image, real_clips(clips_root, length, crop, crops_per_window,
                                                                      config.seed), config.device, "real clips")))
     if photos_root is not None and synthetic_count > 0:
-        parts.append(_cached(out_dir / "latents-synthetic.pt", {**common, "root": str(photos_root), "count": synthetic_count,
+        parts.append(cached_tensors(out_dir / "latents-synthetic.pt", {**common, "root": str(photos_root), "count": synthetic_count,
                                                                     "generator": SYNTHETIC_VERSION},
                              lambda: cache_latents(image, synthetic_clips(photos_root, synthetic_count, length, crop,
                                                                           config.seed), config.device, "synthetic clips")))

@@ -1,0 +1,188 @@
+"""The motion-compensated video codec: exact motion compensation, motion coding, bit-exact decoding,
+files, training, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuralcodec.cli import main
+from neuralcodec.codecs.video.mc_codec import MotionCompensatedVideoCodec
+from neuralcodec.codecs.video.mc_export import export_mc_model
+from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
+from neuralcodec.codecs.video.motion import (
+    BLOCK, MAX_VECTOR, decode_motion, encode_motion, estimate_motion, field_shape, predict,
+)
+from neuralcodec.codecs.video.training import frozen_image_model
+from neuralcodec.container import read_file
+from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
+from neuralcodec.errors import CorruptFileError
+from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
+from neuralcodec.pretrained import load_weights_file
+from tests.test_video_io import moving_frames
+
+
+def _textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random texture (block matching needs structure, not a gradient)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3)).astype(np.uint8)
+    return np.array(Image.fromarray(coarse).resize((width + 16, height + 16), Image.BICUBIC))[8:8 + height, 8:8 + width]
+
+
+# ----------------------------------------------------------------------------- motion
+def test_prediction_is_exact_integer_motion_compensation():
+    reference = np.random.default_rng(1).integers(0, 256, (21, 35, 3)).astype(np.uint8)
+    rows, columns = field_shape(21, 35)
+    assert (rows, columns) == (-(-21 // BLOCK), -(-35 // BLOCK))
+    zero = np.zeros((rows, columns, 2), np.int32)
+    assert np.array_equal(predict(reference, zero), reference)
+    # a whole-pixel vector reads the displaced pixel, replicating the reference's edges outside it
+    shifted = predict(reference, zero + np.array([2, -4], np.int32))  # (+1, -2) pixels
+    ys = np.clip(np.arange(21) + 1, 0, 20)[:, None]
+    xs = np.clip(np.arange(35) - 2, 0, 34)[None, :]
+    assert np.array_equal(shifted, reference[ys, xs])
+    # half pixels: the rounded mean of the two (or four) neighbours, in integers
+    half = predict(reference, zero + np.array([1, 1], np.int32)).astype(int)
+    r = reference.astype(int)
+    assert np.array_equal(half[3, 4], (r[3, 4] + r[3, 5] + r[4, 4] + r[4, 5] + 2) >> 2)
+    across = predict(reference, zero + np.array([0, 1], np.int32)).astype(int)
+    assert np.array_equal(across[5, 6], (2 * r[5, 6] + 2 * r[5, 7] + 2) >> 2)
+
+
+def test_estimation_finds_a_global_shift():
+    scene = _textured(96, 128)
+    reference, current = scene[4:68, 8:104], scene[:64, 13:109]  # the content moved by (+4, -5) pixels
+    motion = estimate_motion(reference, current)
+    inner = motion[1:-1, 1:-1].reshape(-1, 2)
+    assert (inner == np.array([-8, 10])).all(axis=1).mean() > 0.8
+    prediction = predict(reference, motion)
+    error = np.abs(prediction.astype(int) - current)[BLOCK:-BLOCK, BLOCK:-BLOCK]
+    assert error.mean() < np.abs(reference.astype(int) - current)[BLOCK:-BLOCK, BLOCK:-BLOCK].mean() / 4
+
+
+def test_motion_field_round_trip_and_hostile_vectors():
+    rng = np.random.default_rng(2)
+    field = rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, (5, 7, 2)).astype(np.int32)
+    field[2:4] = 0
+    encoder = SymbolEncoder()
+    encode_motion(field, encoder)
+    assert np.array_equal(decode_motion(5, 7, SymbolDecoder(encoder.finish())), field)
+    static = SymbolEncoder()
+    encode_motion(np.zeros((30, 52, 2), np.int32), static)
+    assert len(static.finish()) < 30  # a static 416x240 frame's field costs almost nothing
+    bad = SymbolEncoder()
+    encode_motion(np.full((2, 2, 2), MAX_VECTOR + 5, np.int32), bad)
+    with pytest.raises(CorruptFileError, match="motion vector"):
+        decode_motion(2, 2, SymbolDecoder(bad.finish()))
+
+
+# ----------------------------------------------------------------------------- codec
+@pytest.fixture(scope="module")
+def mc_weights(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(3)
+    image = frozen_image_model(tiny_weights)
+    residual = frozen_image_model(tiny_weights)
+    model = MotionCompensatedVideoModel(MotionCompensatedConfig(image.config), image, residual)
+    path = tmp_path_factory.mktemp("mc") / "tiny-mc.safetensors"
+    export_mc_model(model, path, model_id="tiny-mc")
+    return path
+
+
+def _codec(weights: Path) -> MotionCompensatedVideoCodec:
+    return MotionCompensatedVideoCodec.from_weights(load_weights_file(weights))
+
+
+def _sliding(count: int, height: int = 50, width: int = 70) -> list[np.ndarray]:
+    scene = _textured(height + 3 * count, width + 3 * count, seed=4)
+    return [np.ascontiguousarray(scene[2 * t:2 * t + height, 3 * t:3 * t + width]) for t in range(count)]
+
+
+def test_decoded_frames_equal_the_encoders_reconstructions(mc_weights: Path):
+    codec = _codec(mc_weights)
+    frames = _sliding(6)
+    info = VideoInfo(70, 50, Fraction(25), 6)
+    payload, stats = codec.encode_frames(frames, info, quality=2, gop=4, keep_reconstructions=True,
+                                         adaptive_intra=False)
+    assert payload.codec == "video-mc" and payload.metadata["frames"] == 6
+    decoded = list(codec.decode_frames(payload))
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, stats["reconstructions"]))
+    # I-frames (0 and 4) decode to the image model's own reconstruction of the frame
+    image_payload, image_reconstruction, _ = codec.intra.compress(
+        torch.from_numpy(frames[4]).permute(2, 0, 1)[None].float() / 255.0, quality=2)
+    assert np.abs(decoded[4].astype(int) - np.rint(255 * image_reconstruction[0].permute(1, 2, 0).numpy())).max() <= 1
+
+
+def test_p_frame_is_the_motion_compensated_prediction_plus_the_residual(tiny_weights: Path, tmp_path: Path):
+    image, residual = frozen_image_model(tiny_weights), frozen_image_model(tiny_weights)
+    last = [m for m in residual.g_s.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    with torch.no_grad():  # a residual decoder that outputs zero: the P-frame is the prediction itself
+        last.weight.zero_()
+        last.bias.zero_()
+    path = tmp_path / "zero-residual.safetensors"
+    export_mc_model(MotionCompensatedVideoModel(MotionCompensatedConfig(image.config), image, residual), path, "zero")
+    codec = _codec(path)
+    frames = _sliding(3)
+    payload, stats = codec.encode_frames(frames, VideoInfo(70, 50, Fraction(25), 3), gop=3,
+                                         keep_reconstructions=True, adaptive_intra=False)
+    first, second, _ = stats["reconstructions"]
+    assert np.array_equal(second, predict(first, estimate_motion(first, frames[1])))
+
+
+def test_corrupt_p_frame_is_a_clear_error(mc_weights: Path):
+    codec = _codec(mc_weights)
+    payload, _ = codec.encode_frames(_sliding(3), VideoInfo(70, 50, Fraction(25), 3), gop=3, adaptive_intra=False)
+    data = bytearray(payload.sections["frames"])
+    offset = payload.metadata["frame_bytes"][0]
+    for position in range(offset, len(data)):
+        data[position] ^= 0x5A
+    with pytest.raises(CorruptFileError):
+        list(codec.decode_frames(dataclasses.replace(payload, sections={"frames": bytes(data)})))
+
+
+def test_file_round_trip_through_the_cli(mc_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    source = tmp_path / "clip.y4m"
+    with open_video_writer(source, VideoInfo(70, 50, Fraction(25))) as writer:
+        for frame in _sliding(4):
+            writer.write(frame)
+    assert main(["encode", str(source), str(tmp_path / "clip.ncd"), "--model", str(mc_weights), "--gop", "3",
+                 "--verify", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["codec"] == "video-mc" and stats["frames"] == 4 and stats["verified"] is True
+    assert read_file(tmp_path / "clip.ncd").metadata["gop"] == 3
+    assert main(["decode", str(tmp_path / "clip.ncd"), str(tmp_path / "out.y4m"), "--model", str(mc_weights)]) == 0
+    with open_video(tmp_path / "out.y4m") as reader:
+        assert len(list(reader)) == 4
+
+
+def test_training_cli_makes_residual_samples_and_a_working_model(tiny_weights: Path, tmp_path: Path):
+    clips = tmp_path / "clips" / "clip1"
+    clips.mkdir(parents=True)
+    for index, frame in enumerate(moving_frames(3, 64, 80)):
+        Image.fromarray(frame).save(clips / f"im{index + 1}.png")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(_textured(200, 220)).save(photos / "p.png")
+    out = tmp_path / "run"
+    args = ["train", "video-mc", "--data", str(tmp_path / "clips"), "--synthetic-from", str(photos),
+            "--synthetic-pairs", "6", "--crop", "64", "--crops-per-window", "2", "--init-from", str(tiny_weights),
+            "--out", str(out), "--steps", "2", "--batch-size", "2", "--validate-every", "2", "--device", "cpu",
+            "--val-fraction", "0.2"]
+    assert main(args) == 0
+    residuals = torch.load(out / "residuals-synthetic.pt", weights_only=True)["latents"]
+    assert residuals.shape == (6, 4, 64, 64) and residuals.dtype == torch.int16
+    assert set(residuals[:, 3, 0, 0].tolist()) <= {0, 1}  # each sample's level plane
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any(any(key.endswith("_bpp") and key.startswith("val_L") for key in record) for record in log)
+    weights = load_weights_file(out / "model.safetensors")
+    assert weights.codec == "video-mc"
+    codec = MotionCompensatedVideoCodec.from_weights(weights)
+    payload, stats = codec.encode_frames(_sliding(3), VideoInfo(70, 50, Fraction(25), 3), gop=3,
+                                         keep_reconstructions=True)
+    assert all(np.array_equal(a, b) for a, b in zip(codec.decode_frames(payload), stats["reconstructions"]))
