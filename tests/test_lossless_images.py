@@ -17,7 +17,7 @@ from neuralcodec.codecs.lossless.image_coding import ChunkDecoder, ChunkEncoder,
 from neuralcodec.codecs.lossless.image_header import check_header
 from neuralcodec.codecs.lossless.image_model import bits_per_subpixel, image_variables
 from neuralcodec.codecs.lossless.image_training import ImageCircuits, export_lossless_image
-from neuralcodec.codecs.lossless.planes import canvas, decorrelated, filled_canvas, predict, scan, store
+from neuralcodec.codecs.lossless.planes import SCHEMES, canvas, coding_canvas, decorrelated, predict, scan, store
 from neuralcodec.codecs.registry import lossless_family_for_input
 from neuralcodec.container import Payload
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
@@ -26,18 +26,26 @@ from neuralcodec.media.idx import write_idx
 from neuralcodec.pretrained import load_named_weights
 
 
-@pytest.fixture(scope="module")
-def circuit_weights(tmp_path_factory: pytest.TempPathFactory, photo: np.ndarray) -> Path:
-    """Small circuits (H=4) started from the photo's statistics, exported like shipped weights."""
+SCHEME = SCHEMES["errors"]
+"""The context scheme of the small test circuits (the shipped default's)."""
+
+
+def small_circuits(photo: np.ndarray, path: Path, contexts: str) -> Path:
+    """Small circuits (H=4) with context scheme ``contexts``, started from the photo's statistics, exported
+    like shipped weights to ``path``."""
     torch.manual_seed(0)
-    model = ImageCircuits(hidden=4)
+    model = ImageCircuits(hidden=4, contexts=contexts)
     generator = torch.Generator().manual_seed(0)
-    model.circuits["colour"].initialize(torch.from_numpy(image_variables(photo).astype(np.int64)), generator)
-    grey = photo[:, :, 1:2]
-    model.circuits["grey"].initialize(torch.from_numpy(image_variables(grey).astype(np.int64)), generator)
-    path = tmp_path_factory.mktemp("circuits") / "circuits.safetensors"
+    for name, pixels in (("colour", photo), ("grey", photo[:, :, 1:2])):
+        variables = image_variables(pixels, SCHEMES[contexts])
+        model.circuits[name].initialize(torch.from_numpy(variables.astype(np.int64)), generator)
     export_lossless_image(model, path, "tiny-circuits")
     return path
+
+
+@pytest.fixture(scope="module")
+def circuit_weights(tmp_path_factory: pytest.TempPathFactory, photo: np.ndarray) -> Path:
+    return small_circuits(photo, tmp_path_factory.mktemp("circuits") / "circuits.safetensors", SCHEME.name)
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +53,43 @@ def codec(circuit_weights: Path) -> LosslessImageCodec:
     return LosslessImageCodec.from_weights(load_named_weights(str(circuit_weights), "lossless-image"))
 
 
-def test_decoder_sees_the_contexts_the_encoder_sees(photo: np.ndarray) -> None:
+@pytest.mark.parametrize("contexts", sorted(SCHEMES))
+def test_decoder_sees_the_contexts_the_encoder_sees(photo: np.ndarray, contexts: str) -> None:
+    scheme = SCHEMES[contexts]
     planes = decorrelated(photo[:20, :30])
-    full, board = filled_canvas(planes)[None], canvas(1, 3, 20, 30)
+    full, board = coding_canvas(planes, scheme)[None], canvas(1, scheme.channels(3), 20, 30)
     for at in tile_steps(np.array([[20, 30]])):
-        for got, want in zip(predict(board, at), predict(full, at)):
+        for got, want in zip(predict(board, at, scheme), predict(full, at, scheme)):
             np.testing.assert_array_equal(got, want)
-        store(board, at, planes[:, at[1], at[2]], np.array([30]))
+        store(board, at, full[0, :, at[1] + 2, at[2] + 2].T, np.array([30]))
     np.testing.assert_array_equal(board, full)
+
+
+@pytest.mark.parametrize("contexts", sorted(SCHEMES))
+def test_every_context_scheme_round_trips(tmp_path: Path, photo: np.ndarray, contexts: str) -> None:
+    weights = load_named_weights(str(small_circuits(photo, tmp_path / "w.safetensors", contexts)), "lossless-image")
+    codec = LosslessImageCodec.from_weights(weights)
+    assert codec.scheme is SCHEMES[contexts] and weights.config["contexts"] == contexts
+    image = photo[:37, :41]
+    chunks, _ = codec.compress(image, tile=16, chunk_symbols=500)
+    np.testing.assert_array_equal(codec.decompress(chunks, *image.shape, tile=16, chunk_symbols=500), image)
+
+
+def test_error_contexts_are_the_neighbours_errors(photo: np.ndarray) -> None:
+    """The errors scheme's canvas carries |x - MED| of every pixel, and its activity adds the six causal
+    neighbours' errors (plus, with cross, the first plane's error at the pixel) to the gradients'."""
+    planes = decorrelated(photo[:12, :9])
+    board = coding_canvas(planes, SCHEMES["errors"])
+    at = (np.zeros(1, dtype=int), np.array([5]), np.array([4]))
+    plain, _, _ = predict(board[None, :3], (np.zeros(1, dtype=int), np.array([5]), np.array([4])), SCHEMES["gradients"])
+    np.testing.assert_array_equal(board[3:, 7, 6], np.abs(planes[:, 5, 4] - plain[:, 0]))
+    _, gradients, _ = predict(board[None, :3], at, SCHEMES["gradients"])
+    _, errors, texture = predict(board[None], at, SCHEMES["errors"])
+    near = board[3:, [7, 6, 6, 6, 7, 5], [5, 6, 5, 7, 4, 6]].sum(1)  # W, N, NW, NE, WW, NN
+    np.testing.assert_array_equal(errors[:, 0], gradients[:, 0] + near)
+    variables = image_variables(photo[:12, :9], SCHEMES["errors-cross"])[5 * 9 + 4]
+    cross = errors[:, 0] + np.array([0, 1, 1]) * board[3, 7, 6]
+    np.testing.assert_array_equal(variables[0::2], SCHEMES["errors-cross"].classes(cross, texture[:, 0]))
 
 
 def test_tiles_are_coded_independently(codec: LosslessImageCodec, photo: np.ndarray) -> None:
@@ -79,14 +116,14 @@ def test_scan_visits_every_pixel_once_after_its_neighbours() -> None:
 def test_coded_bits_match_the_circuit_likelihood(codec: LosslessImageCodec, circuit_weights: Path,
                                                  photo: np.ndarray) -> None:
     chunks, ideal_bits = codec.compress(photo)
-    model = ImageCircuits(hidden=4)
+    model = ImageCircuits(hidden=4, contexts=SCHEME.name)
     weights = load_named_weights(str(circuit_weights), "lossless-image")
     with torch.no_grad():
         for name, circuit in model.circuits.items():
             for part in ("root", "transition", "emission"):
                 getattr(circuit, f"{part}_logits").copy_(weights.tensors[f"{name}.{part}"].float().log())
-        expected = float(bits_per_subpixel(model.circuits["colour"],
-                                           torch.from_numpy(image_variables(photo).astype(np.int64))).sum()) * 3
+        variables = image_variables(photo, SCHEME)
+        expected = float(bits_per_subpixel(model.circuits["colour"], torch.from_numpy(variables.astype(np.int64))).sum()) * 3
     assert abs(ideal_bits / expected - 1) < 0.01
     assert abs(8 * sum(map(len, chunks)) / ideal_bits - 1) < 0.01
 
@@ -110,10 +147,10 @@ def test_stream_chunks_are_checked(codec: LosslessImageCodec, photo: np.ndarray)
         codec.decompress(chunks[:-1], 16, 16, 3, chunk_symbols=100)
     size = np.array([[16, 16]])
     decoder = ChunkDecoder(chunks, 100)
-    code_planes(codec.tables["colour"], canvas(1, 3, 16, 16), size, decoder)
+    code_planes(codec.tables["colour"], SCHEME, canvas(1, SCHEME.channels(3), 16, 16), size, decoder)
     decoder.finish()
     encoder = ChunkEncoder(100)
-    code_planes(codec.tables["colour"], filled_canvas(decorrelated(image))[None], size, encoder)
+    code_planes(codec.tables["colour"], SCHEME, coding_canvas(decorrelated(image), SCHEME)[None], size, encoder)
     assert encoder.finish() == chunks
 
 

@@ -19,7 +19,7 @@ exactly in any summation order. So BLAS, thread count and device cannot change a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +35,9 @@ MESSAGE_BITS = 20
 MAX_CODING_HIDDEN = 256
 """Largest latent size for which every product stays below 2**53 (20 + 24 + 8 bits)."""
 
-SymbolSource = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+SymbolSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]
 """``(pixel index, integer pmfs (G, K), rows (B,)) -> pixel values (B,)``: image ``b`` has pmf ``rows[b]``;
-encodes (returns the known values) or decodes."""
+encodes (returns the known values) or decodes. The pmfs are None for pixels the source knows already."""
 
 
 def _renormalized(values: np.ndarray) -> np.ndarray:
@@ -130,13 +130,15 @@ class _RowGroups:
         return rows if of_row is self.of_row else rows[of_row[self.first_rows]]
 
 
-def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource) -> None:
+def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource, given: Collection[int] = ()) -> None:
     """Run the depth-first pass over ``batch`` images, asking ``symbols`` for each pixel given its pmfs.
 
     ``symbols(pixel, pmf, rows)`` receives the pixel's flat index, the unnormalized integer pmfs (G, K) of
     its value given everything coded before it, one per group of images that agree on every pixel so far,
     and each image's group (B,); it returns the B values (known when encoding, decoded when decoding).
     Encoder and decoder compute bit-identical pmfs; images that are alike cost one pmf, not one each.
+    Pixels in ``given`` are known to both sides without coding (side information such as context
+    classes): they condition what follows, but their pmf is not computed (``symbols`` receives None).
     """
     order, parent = tables.tree.order, tables.tree.parent
     groups = _RowGroups(batch, tables.emission.shape[2])
@@ -150,9 +152,11 @@ def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource) -> None
                 up = parent[node]
                 prior = _renormalized(groups.aligned(down[up]) * groups.aligned(inside[up])) @ tables.transition[node - 1]
             below = _renormalized(prior)
-            values = np.asarray(symbols(int(order[node]), below @ tables.emission[node], groups.of_row))
+            pixel = int(order[node])
+            pmf = None if pixel in given else below @ tables.emission[node]
+            values = np.asarray(symbols(pixel, pmf, groups.of_row))
             if values.shape != (batch,):
-                raise InputError(f"expected {batch} values for pixel {order[node]}, got shape {values.shape}")
+                raise InputError(f"expected {batch} values for pixel {pixel}, got shape {values.shape}")
             down[node] = (below, groups.of_row)
             values = groups.split(values)
             inside[node] = (_renormalized(tables.emission[node][:, values].T), groups.of_row)

@@ -20,7 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from neuralcodec.codecs.lossless.coding import CodingTables, code_pixels
-from neuralcodec.codecs.lossless.planes import LEFT, TOP, Pixels, predict, reconstructed, residuals, scan, store
+from neuralcodec.codecs.lossless.planes import LEFT, TOP, ContextScheme, Pixels, predict, reconstructed, residuals, scan
+from neuralcodec.codecs.lossless.planes import store, with_cross
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError
 
@@ -112,24 +113,32 @@ def tile_steps(sizes: np.ndarray) -> Iterator[Pixels]:
         yield tiles[inside], rows[inside], cols[inside]
 
 
-def code_planes(tables: CodingTables, board: np.ndarray, sizes: np.ndarray, coder: ChunkCoder) -> None:
+def code_planes(tables: CodingTables, scheme: ContextScheme, board: np.ndarray, sizes: np.ndarray,
+                coder: ChunkCoder) -> None:
     """Code the planes of the tiles of ``board`` (canvases: filled to encode, empty to decode; decoded
     values are written on them) of ``sizes`` (T, 2) along the wavefront, with the circuit ``tables``
-    (variables: context, residual per plane)."""
+    (variables: context, residual per plane) and the contexts of ``scheme``."""
     for at in tile_steps(sizes):
         tiles, rows, cols = at
-        prediction, contexts = predict(board, at)
-        known = residuals(board[tiles, :, rows + TOP, cols + LEFT].T, prediction)
+        prediction, activity, texture = predict(board, at, scheme)
+        planes = len(prediction)
+        known = residuals(board[tiles, :planes, rows + TOP, cols + LEFT].T, prediction)
+        contexts = scheme.classes(activity, texture)
         values = np.empty_like(prediction)
 
-        def symbols(node: int, pmf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        def symbols(node: int, pmf: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
             plane, is_residual = divmod(node, 2)
             if not is_residual:
+                if plane == 1 and scheme.cross:  # the first plane's error is known now
+                    contexts[1:] = scheme.classes(with_cross(scheme, activity, np.abs(values[0] - prediction[0]))[1:],
+                                                  texture[1:])
                 return contexts[plane]
+            assert pmf is not None
             coded = coder.code(pmf, rows, known[plane])
             values[plane] = reconstructed(coded, prediction[plane], values[0] if plane else 0)  # R, B: G's offset
             return coded
 
-        code_pixels(tables, len(tiles), symbols)
-        store(board, at, values, sizes[:, 1])
+        code_pixels(tables, len(tiles), symbols, given=range(0, 2 * planes, 2))
+        store(board, at, np.concatenate([values, np.abs(values - prediction)]) if scheme.errors else values,
+              sizes[:, 1])
         coder.step_done()
