@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -70,6 +71,8 @@ class CodingTables:
             scaled = np.maximum(t.double().numpy(), 2.0**-PARAMETER_BITS) * float(1 << PARAMETER_BITS)
             if not (np.isfinite(scaled).all() and scaled.max() <= 1 << PARAMETER_BITS):
                 raise InputError(f"{name} probabilities must be finite and at most 1")
+            if name == "emission" and scaled.sum(-1).max() > 1 << (PARAMETER_BITS + 1):
+                raise InputError("emission probabilities must sum to at most 2 per latent state")
             tensors.append(scaled)
         hidden = tensors[0].shape[0]
         if hidden > MAX_CODING_HIDDEN:
@@ -83,17 +86,32 @@ class CodingTables:
     def categories(self) -> int:
         return self.emission.shape[2]
 
+    @cached_property
+    def cumulative_emission(self) -> np.ndarray:
+        """(D, H, K) running sums of the emissions over the values: ``prior @ cumulative_emission[k]`` is the
+        pmf's running sum, exactly (every row sums to at most 2**25, so every product stays below 2**53)."""
+        return np.cumsum(self.emission, axis=-1)
+
+    @cached_property
+    def evidence(self) -> np.ndarray:
+        """(D, K, H): row ``[k, v]`` is the renormalized message ``p(x_k = v | z_k)`` of an observed pixel."""
+        return _renormalized(self.emission.transpose(0, 2, 1))
+
 
 def _walk(tree: RootedTree) -> Iterator[tuple[bool, int]]:
-    """Depth-first events: ``(True, node)`` on entering a node, ``(False, node)`` when its subtree is done."""
+    """Depth-first events: ``(True, node)`` on entering a node, ``(False, node)`` when its subtree is done.
+    The events after the last entering one are left out: their up messages would reach no pixel."""
     kids = tree.children()
     stack: list[tuple[int, bool]] = [(0, True)]
+    events = []
     while stack:
         node, entering = stack.pop()
-        yield entering, node
+        events.append((entering, node))
         if entering:
             stack.append((node, False))
             stack.extend((kid, True) for kid in reversed(kids[node]))
+    last = max(i for i, (entering, _) in enumerate(events) if entering)
+    yield from events[: last + 1]
 
 
 class _RowGroups:
@@ -130,7 +148,8 @@ class _RowGroups:
         return rows if of_row is self.of_row else rows[of_row[self.first_rows]]
 
 
-def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource, given: Collection[int] = ()) -> None:
+def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource, given: Collection[int] = (),
+                cumulative: bool = False) -> None:
     """Run the depth-first pass over ``batch`` images, asking ``symbols`` for each pixel given its pmfs.
 
     ``symbols(pixel, pmf, rows)`` receives the pixel's flat index, the unnormalized integer pmfs (G, K) of
@@ -139,9 +158,11 @@ def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource, given: 
     Encoder and decoder compute bit-identical pmfs; images that are alike cost one pmf, not one each.
     Pixels in ``given`` are known to both sides without coding (side information such as context
     classes): they condition what follows, but their pmf is not computed (``symbols`` receives None).
+    With ``cumulative``, ``symbols`` receives the pmfs' running sums over the values instead (exact).
     """
     order, parent = tables.tree.order, tables.tree.parent
     groups = _RowGroups(batch, tables.emission.shape[2])
+    emission = tables.cumulative_emission if cumulative else tables.emission
     down: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     inside: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for entering, node in _walk(tables.tree):
@@ -153,13 +174,13 @@ def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource, given: 
                 prior = _renormalized(groups.aligned(down[up]) * groups.aligned(inside[up])) @ tables.transition[node - 1]
             below = _renormalized(prior)
             pixel = int(order[node])
-            pmf = None if pixel in given else below @ tables.emission[node]
+            pmf = None if pixel in given else below @ emission[node]
             values = np.asarray(symbols(pixel, pmf, groups.of_row))
             if values.shape != (batch,):
                 raise InputError(f"expected {batch} values for pixel {pixel}, got shape {values.shape}")
             down[node] = (below, groups.of_row)
             values = groups.split(values)
-            inside[node] = (_renormalized(tables.emission[node][:, values].T), groups.of_row)
+            inside[node] = (tables.evidence[node][values], groups.of_row)
         else:
             del down[node]
             if node:

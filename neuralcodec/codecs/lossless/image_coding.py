@@ -1,9 +1,10 @@
 """Coding planes along the wavefront with a circuit, into a stream cut in chunks (bounded memory).
 
 The tiles of a group are coded side by side: every step of the wavefront (``planes.scan``, in every tile
-at once) is one batch for ``hclt_coding.code_pixels``: the pixels
-of the step get their predictions and context classes from the canvas, the circuit gives the exact
-conditional pmf of each residual, and the decoded values go back on the canvas for the next steps.
+at once) is one batch for ``coding.code_pixels``: the pixels of the step get their predictions and
+context classes from the canvas, the circuit gives the exact conditional pmf of each residual (as
+running sums, from one integer product: the coder needs no cumsum), and the decoded values go back on
+the canvas for the next steps.
 Encoder and decoder run this same function; only the ``ChunkCoder`` differs.
 
 The encoder keeps its coding operations (one pmf row per symbol) until a stream is finished, so the
@@ -30,8 +31,9 @@ CHUNK_SYMBOLS = 1 << 15
 
 
 class ChunkCoder(Protocol):
-    def code(self, pmf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
-        """Encode ``known`` (and return it) or decode (``known`` is ignored); symbol ``i`` has pmf row ``rows[i]``."""
+    def code(self, cdf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Encode ``known`` (and return it) or decode (``known`` is ignored); symbol ``i`` has the pmf whose
+        running sums are row ``rows[i]`` of ``cdf``."""
 
     def step_done(self) -> None:
         """A wavefront step is finished (a chunk may end here)."""
@@ -47,8 +49,8 @@ class ChunkEncoder:
         self._encoder = SymbolEncoder()
         self._count = 0
 
-    def code(self, pmf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
-        self._encoder.encode_categorical(known, pmf, rows)
+    def code(self, cdf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+        self._encoder.encode_categorical(known, cdf, rows, cumulative=True)
         self._count += len(known)
         return known
 
@@ -77,13 +79,13 @@ class ChunkDecoder:
         self._decoder: SymbolDecoder | None = None
         self._count = 0
 
-    def code(self, pmf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+    def code(self, cdf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
         if self._decoder is None:
             if not self._chunks:
                 raise CorruptFileError("the file's stream ends before its image does")
             self._decoder, self._count = SymbolDecoder(self._chunks.pop()), 0
         self._count += len(rows)
-        return self._decoder.decode_categorical(pmf, rows)
+        return self._decoder.decode_categorical(cdf, rows, cumulative=True)
 
     def step_done(self) -> None:
         if self._decoder is not None and self._count >= self.chunk_symbols:
@@ -126,19 +128,19 @@ def code_planes(tables: CodingTables, scheme: ContextScheme, board: np.ndarray, 
         contexts = scheme.classes(activity, texture)
         values = np.empty_like(prediction)
 
-        def symbols(node: int, pmf: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        def symbols(node: int, cdf: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
             plane, is_residual = divmod(node, 2)
             if not is_residual:
                 if plane == 1 and scheme.cross:  # the first plane's error is known now
                     contexts[1:] = scheme.classes(with_cross(scheme, activity, np.abs(values[0] - prediction[0]))[1:],
                                                   texture[1:])
                 return contexts[plane]
-            assert pmf is not None
-            coded = coder.code(pmf, rows, known[plane])
+            assert cdf is not None
+            coded = coder.code(cdf, rows, known[plane])
             values[plane] = reconstructed(coded, prediction[plane], values[0] if plane else 0)  # R, B: G's offset
             return coded
 
-        code_pixels(tables, len(tiles), symbols, given=range(0, 2 * planes, 2))
+        code_pixels(tables, len(tiles), symbols, given=range(0, 2 * planes, 2), cumulative=True)
         store(board, at, np.concatenate([values, np.abs(values - prediction)]) if scheme.errors else values,
               sizes[:, 1])
         coder.step_done()
