@@ -12,7 +12,7 @@ then the circuit (``--model``: the chain HCLT over its scheme's variables, the e
 shipped fp16 parameters: the product of the conditionals the coder uses), on whole images and cut in
 the codec's 1024-pixel tiles.
 
-    python benchmarks/lossless_images_ablation.py --model lossless-image-h32 --out benchmarks/results/lossless_images
+    python benchmarks/lossless_images_ablation.py --model lossless-image-h64 --out benchmarks/results/lossless_images
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def circuit_bits(model: torch.nn.Module, scheme: ContextScheme, image: np.ndarra
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="lossless-image-h32")  # TODO default
+    parser.add_argument("--model", default="lossless-image-h64")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
