@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from neuralcodec.codecs.lossless.image_codec import LosslessImageCodec, tile_gro
 from neuralcodec.codecs.lossless.image_coding import ChunkDecoder, ChunkEncoder, code_planes, tile_steps
 from neuralcodec.codecs.lossless.image_header import check_header
 from neuralcodec.codecs.lossless.image_model import bits_per_subpixel, image_variables
-from neuralcodec.codecs.lossless.image_training import ImageCircuits, export_lossless_image
+from neuralcodec.codecs.lossless.image_training import ImageCircuits, export_lossless_image, train_lossless_image
 from neuralcodec.codecs.lossless.planes import SCHEMES, canvas, coding_canvas, decorrelated, predict, scan, store
 from neuralcodec.codecs.registry import lossless_family_for_input
 from neuralcodec.container import Payload
@@ -24,6 +25,7 @@ from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
 from neuralcodec.limits import Limits
 from neuralcodec.media.idx import write_idx
 from neuralcodec.pretrained import load_named_weights
+from neuralcodec.train.loop import TrainConfig
 
 
 SCHEME = SCHEMES["errors"]
@@ -177,6 +179,17 @@ def test_files_round_trip_exactly(tmp_path: Path, circuit_weights: Path, photo: 
         want = original.convert("RGB" if mode == "P" else ("L" if mode == "1" else mode))
         assert decoded.mode == want.mode and decoded.size == want.size
         np.testing.assert_array_equal(np.asarray(decoded), np.asarray(want))
+
+
+def test_unknown_context_schemes_and_bad_emissions_are_refused(tmp_path: Path, circuit_weights: Path) -> None:
+    weights = load_named_weights(str(circuit_weights), "lossless-image")
+    with pytest.raises(InputError, match="context scheme"):
+        LosslessImageCodec.from_weights(replace(weights, config={**weights.config, "contexts": "bogus"}))
+    with pytest.raises(InputError, match="context scheme"):
+        train_lossless_image(tmp_path, TrainConfig(out_dir=tmp_path), hidden=4, per_image=10, contexts="bogus")
+    heavy = {**weights.tensors, "grey.emission": torch.ones_like(weights.tensors["grey.emission"]) * 0.01}
+    with pytest.raises(InputError, match="sum to at most 2"):  # rows summing to 2.56: cdf products not exact
+        LosslessImageCodec.from_weights(replace(weights, tensors=heavy))
 
 
 def test_sixteen_bit_images_are_refused(tmp_path: Path, circuit_weights: Path) -> None:

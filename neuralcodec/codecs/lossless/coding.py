@@ -9,7 +9,9 @@ known are exactly those outside its subtree that precede it, so ``p(z_a | x_<a)`
 Each node therefore costs one ``H x H`` product on entering (its prior), one ``H x K`` product (the pmf
 of its pixel) and one ``H x H`` product when its subtree is finished (its up message): constant work
 per pixel, independent of the image size, instead of the naive pass over the whole tree per pixel
-(``naive_conditionals`` below, kept as the reference and the benchmark baseline).
+(``naive_conditionals`` below, kept as the reference and the benchmark baseline). Less where it is not
+needed: no pmf for a pixel both sides already know (``given``), no up message once every pixel has been
+entered (in a chain, none at all), and an observed pixel's message is a row of a precomputed table.
 
 Determinism on every machine: all parameters are fp16 probabilities scaled by 2**24 (exact integers),
 every message is renormalized to integers below 2**20 with IEEE-exact operations (max, multiply,

@@ -2,8 +2,9 @@
 
 The image is split into groups of planes (RGB: one colour group G, R-G, B-G; grey and alpha: one plane
 each), and each group is coded along the wavefront with its circuit (``image_coding``), colour first,
-alpha last. Decoding writes an image file with exactly the input's pixels (PNG, or the other lossless
-formats by the target's suffix).
+alpha last, with the context scheme the model was trained with (config ``contexts``, ``planes.SCHEMES``;
+"gradients" for the first model, whose config predates the key). Decoding writes an image file with
+exactly the input's pixels (PNG, or the other lossless formats by the target's suffix).
 
 Tiling: the image is cut into ``tile`` x ``tile`` tiles (1024), coded independently (a tile's first row and
 column see no neighbours outside it), side by side in groups of at most a megapixel: only one group's
