@@ -79,19 +79,17 @@ def test_every_context_scheme_round_trips(tmp_path: Path, photo: np.ndarray, con
 
 def test_error_contexts_are_the_neighbours_errors(photo: np.ndarray) -> None:
     """The errors scheme's canvas carries |x - MED| of every pixel, and its activity adds the six causal
-    neighbours' errors (plus, with cross, the first plane's error at the pixel) to the gradients'."""
+    neighbours' errors to the gradients'."""
     planes = decorrelated(photo[:12, :9])
     board = coding_canvas(planes, SCHEMES["errors"])
     at = (np.zeros(1, dtype=int), np.array([5]), np.array([4]))
-    plain, _, _ = predict(board[None, :3], (np.zeros(1, dtype=int), np.array([5]), np.array([4])), SCHEMES["gradients"])
+    plain, gradients, _ = predict(board[None, :3], at, SCHEMES["gradients"])
     np.testing.assert_array_equal(board[3:, 7, 6], np.abs(planes[:, 5, 4] - plain[:, 0]))
-    _, gradients, _ = predict(board[None, :3], at, SCHEMES["gradients"])
     _, errors, texture = predict(board[None], at, SCHEMES["errors"])
     near = board[3:, [7, 6, 6, 6, 7, 5], [5, 6, 5, 7, 4, 6]].sum(1)  # W, N, NW, NE, WW, NN
     np.testing.assert_array_equal(errors[:, 0], gradients[:, 0] + near)
-    variables = image_variables(photo[:12, :9], SCHEMES["errors-cross"])[5 * 9 + 4]
-    cross = errors[:, 0] + np.array([0, 1, 1]) * board[3, 7, 6]
-    np.testing.assert_array_equal(variables[0::2], SCHEMES["errors-cross"].classes(cross, texture[:, 0]))
+    variables = image_variables(photo[:12, :9], SCHEMES["errors"])[5 * 9 + 4]
+    np.testing.assert_array_equal(variables[0::2], SCHEMES["errors"].classes(errors[:, 0], texture[:, 0]))
 
 
 def test_tiles_are_coded_independently(codec: LosslessImageCodec, photo: np.ndarray) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from neuralcodec.codecs.lossless.coding import CodingTables, code_pixels
 from neuralcodec.codecs.lossless.planes import LEFT, TOP, ContextScheme, Pixels, predict, reconstructed, residuals, scan
-from neuralcodec.codecs.lossless.planes import store, with_cross
+from neuralcodec.codecs.lossless.planes import store
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError
 
@@ -131,9 +131,6 @@ def code_planes(tables: CodingTables, scheme: ContextScheme, board: np.ndarray, 
         def symbols(node: int, cdf: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
             plane, is_residual = divmod(node, 2)
             if not is_residual:
-                if plane == 1 and scheme.cross:  # the first plane's error is known now
-                    contexts[1:] = scheme.classes(with_cross(scheme, activity, np.abs(values[0] - prediction[0]))[1:],
-                                                  texture[1:])
                 return contexts[plane]
             assert cdf is not None
             coded = coder.code(cdf, rows, known[plane])

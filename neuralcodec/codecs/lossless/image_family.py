@@ -27,8 +27,8 @@ def sniff(path: Path) -> int:
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, default=32, help="latent states per circuit variable (H)")
     p.add_argument("--per-image", type=int, default=60000, help="random pixels sampled from each photo")
-    p.add_argument("--contexts", default="errors", help="context scheme: gradients (the first model), errors, "
-                   "errors-cross (see planes.SCHEMES)")
+    p.add_argument("--contexts", default="errors", help="context scheme: errors (neighbour gradients and MED "
+                   "errors, lossless-image-h64) or gradients (lossless-image-h32)")
 
 
 def _train(args: argparse.Namespace, config: "TrainConfig") -> None:

@@ -23,7 +23,7 @@ import torch
 
 from neuralcodec.codecs.lossless.chow_liu import RootedTree
 from neuralcodec.codecs.lossless.hclt import HCLTConfig, HiddenChowLiuTree
-from neuralcodec.codecs.lossless.planes import ContextScheme, coding_canvas, decorrelated, predict, residuals, with_cross
+from neuralcodec.codecs.lossless.planes import ContextScheme, coding_canvas, decorrelated, predict, residuals
 
 GROUPS = {"colour": 3, "grey": 1}
 """The circuits of a model: one for RGB (3 planes), one for a grey or alpha plane."""
@@ -52,9 +52,7 @@ def image_variables(pixels: np.ndarray, scheme: ContextScheme) -> np.ndarray:
     rows, cols = np.divmod(np.arange(h * w), w)
     prediction, activity, texture = predict(coding_canvas(planes, scheme)[None], (np.zeros_like(rows), rows, cols),
                                             scheme)
-    values = planes[:, rows, cols]
-    activity = with_cross(scheme, activity, np.abs(values[0] - prediction[0]))
-    return circuit_variables(scheme.classes(activity, texture), residuals(values, prediction))
+    return circuit_variables(scheme.classes(activity, texture), residuals(planes[:, rows, cols], prediction))
 
 
 def bits_per_subpixel(model: HiddenChowLiuTree, variables: torch.Tensor) -> torch.Tensor:

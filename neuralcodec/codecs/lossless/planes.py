@@ -1,16 +1,17 @@
 """Causal prediction and context classes for lossless coding of natural images (integer-exact numpy).
 
 An image is coded as groups of planes: colour (G, R-G, B-G: subtract-green, a reversible decorrelation)
-or one grey/alpha plane. Every pixel of a plane gets a MED prediction (LOCO-I's median edge detector) and a context class from
-its causal neighbours W, N, NW, NE, WW, NN; the circuit codes the residual ``(x - prediction) mod 256``
-given the class. The class is a quantized *activity* times a texture pattern; how activity is measured is
-the model's ``ContextScheme``: neighbour gradients only (``gradients``, the first model), or also the
-neighbours' own MED errors |x - prediction| (``errors``: the canvas then carries one error plane per plane,
-filled like the values) and, for the planes after the first, the first plane's error at the same pixel. Planes live on a padded *canvas* whose border is filled causally (row 0 sees zeros
-above; column 0 sees the pixel above it as its left neighbours; the last column sees itself as its
-upper-right neighbour), so an encoder holding the whole image (``filled_canvas``) and a decoder filling
-it pixel by pixel (``store``) compute the same predictions and classes. Canvases are stacked by tile
-(T, C, rows, cols): tiles are coded independently, side by side.
+or one grey/alpha plane. Every pixel of a plane gets a MED prediction (LOCO-I's median edge detector) and
+a context class from its causal neighbours W, N, NW, NE, WW, NN; the circuit codes the residual
+``(x - prediction) mod 256`` given the class. The class is a quantized *activity* times a texture
+pattern; how activity is measured is the model's ``ContextScheme``: neighbour gradients only
+(``gradients``, the first model), or also the neighbours' own MED errors |x - prediction| (``errors``:
+the canvas then carries one error plane per plane, filled like the values). Planes live on a padded
+*canvas* whose border is filled causally (row 0 sees zeros above; column 0 sees the pixel above it as its
+left neighbours; the last column sees itself as its upper-right neighbour), so an encoder holding the
+whole image (``filled_canvas``, ``coding_canvas``) and a decoder filling it pixel by pixel (``store``)
+compute the same predictions and classes. Canvases are stacked by tile (T, C, rows, cols): tiles are
+coded independently, side by side.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ class ContextScheme:
     """Activity level boundaries (8 of them: 9 levels)."""
     errors: bool
     """Add the |MED errors| of the six neighbours (the canvas carries them as extra planes)."""
-    cross: bool
-    """Planes after the first also add the first plane's |MED error| at the pixel."""
 
     def channels(self, planes: int) -> int:
         """Canvas channels for a group of ``planes`` planes."""
@@ -51,9 +50,8 @@ class ContextScheme:
 
 
 SCHEMES = {scheme.name: scheme for scheme in (
-    ContextScheme("gradients", tuple(ACTIVITY_EDGES.tolist()), errors=False, cross=False),
-    ContextScheme("errors", (6, 9, 12, 17, 24, 35, 53, 95), errors=True, cross=False),
-    ContextScheme("errors-cross", (6, 9, 12, 17, 24, 35, 53, 95), errors=True, cross=True),
+    ContextScheme("gradients", tuple(ACTIVITY_EDGES.tolist()), errors=False),
+    ContextScheme("errors", (6, 9, 12, 17, 24, 35, 53, 95), errors=True),
 )}
 """The context schemes by name (edges of ``errors``: the 1/9..8/9 quantiles of its activity on 20 training
 photos)."""
@@ -102,31 +100,23 @@ def store(board: np.ndarray, at: Pixels, values: np.ndarray, widths: np.ndarray)
 
 def predict(board: np.ndarray, at: Pixels, scheme: ContextScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(MED predictions (C, n) int32, activities (C, n), texture patterns (C, n)) of pixels ``at`` from
-    their causal neighbours on the canvases (C planes, then C error planes when ``scheme.errors``); the
-    cross term of ``scheme.cross`` is added by :func:`with_cross`."""
+    their causal neighbours on the canvases (C planes, then C error planes when ``scheme.errors``)."""
     tiles, rows, cols = at
     r, c = rows + TOP, cols + LEFT
 
     def neighbour(dr: int, dc: int) -> np.ndarray:
         return board[tiles, :, r + dr, c + dc].T.astype(np.int32)
 
-    w, n, nw, ne, ww, nn = (neighbour(*d) for d in ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0)))
-    planes = len(w) // 2 if scheme.errors else len(w)
-    activity = (np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne) + (np.abs(w - ww) + np.abs(n - nn)) // 2)
+    near = [neighbour(*d) for d in ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0))]
+    planes = len(near[0]) // 2 if scheme.errors else len(near[0])
+    w, n, nw, ne, ww, nn = (values[:planes] for values in near)
+    activity = np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne) + (np.abs(w - ww) + np.abs(n - nn)) // 2
     if scheme.errors:
-        activity = activity[:planes] + w[planes:] + n[planes:] + nw[planes:] + ne[planes:] + ww[planes:] + nn[planes:]
-        w, n, nw, ne = w[:planes], n[:planes], nw[:planes], ne[:planes]
+        activity += sum(values[planes:] for values in near)
     high, low = np.maximum(w, n), np.minimum(w, n)
     prediction = np.where(nw >= high, low, np.where(nw <= low, high, w + n - nw))
     texture = (_sign3(n - nw) * 3 + _sign3(w - nw)) * 3 + _sign3(ne - n)
     return prediction, activity, texture
-
-
-def with_cross(scheme: ContextScheme, activity: np.ndarray, first_error: np.ndarray) -> np.ndarray:
-    """Activities (C, n) plus, for ``scheme.cross``, the first plane's |MED error| (n,) on planes 1.."""
-    if not scheme.cross or len(activity) == 1:
-        return activity
-    return np.concatenate([activity[:1], activity[1:] + first_error])
 
 
 def coding_canvas(planes: np.ndarray, scheme: ContextScheme) -> np.ndarray:
