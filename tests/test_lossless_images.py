@@ -246,3 +246,26 @@ def test_cli_refuses_a_hostile_file_before_loading_a_model(tmp_path: Path, capsy
     error = capsys.readouterr().err
     assert "200000" in error and "no-such-model" not in error  # the size fails before the model is looked up
     assert not (tmp_path / "out.png").exists()
+
+
+def test_train_command_exports_the_context_scheme_it_trained_with(tmp_path: Path, photo: np.ndarray) -> None:
+    """`codec train lossless-image --contexts errors`: validation bits fall, the weights name their scheme,
+    and the codec built from them codes with it."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for k in range(16):  # every 15th file (the 8th) is held out for validation
+        Image.fromarray(np.ascontiguousarray(np.rot90(photo, k % 4)[k:, k:])).save(data / f"{k:02d}.png")
+    out = tmp_path / "run"
+    args = ["train", "lossless-image", "--data", str(data), "--out", str(out), "--hidden", "4", "--per-image", "500",
+            "--contexts", "errors", "--steps", "30", "--batch-size", "256", "--validate-every", "15",
+            "--checkpoint-every", "15"]
+    assert main(args) == 0
+    log = [line for line in (out / "log.jsonl").read_text().splitlines() if "val_bpsp_colour" in line]
+    first, last = (float(line.split('"val_bpsp_colour": ')[1].split(",")[0]) for line in (log[0], log[-1]))
+    assert last < first
+    weights = load_named_weights(str(out / "model.safetensors"), "lossless-image")
+    assert weights.config == {"hidden": 4, "contexts": "errors"}
+    codec = LosslessImageCodec.from_weights(weights)
+    assert codec.scheme is SCHEMES["errors"]
+    chunks, _ = codec.compress(photo[:20, :30])
+    np.testing.assert_array_equal(codec.decompress(chunks, 20, 30, 3), photo[:20, :30])
