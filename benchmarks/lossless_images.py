@@ -159,7 +159,7 @@ def speed(path: Path, model: str, work: Path, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="lossless-image-h32", help="shipped model id or weights path")
+    parser.add_argument("--model", default="lossless-image-h64", help="shipped model id or weights path")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N Kodak images only")
     parser.add_argument("--grey", action="store_true", help="also code the grey versions (learned codec)")

@@ -7,10 +7,12 @@ on the training photos, held-out ones excluded), each adding one idea to the one
   C. + texture classes (activity x 27 sign patterns): the codec's planes, predictions and 243 contexts
   D. C with a blended predictor (2 MED + W + NE) / 4 instead of MED (tried; better with histograms, worse
      with the circuit, so not kept)
-then the circuit (``--model``: the chain HCLT over the same variables, its exact likelihood with the
-shipped fp16 parameters), on whole images and cut in the codec's 256-pixel tiles.
+  E. C with the neighbours' |MED errors| added to the activity (context scheme ``errors``)
+then the circuit (``--model``: the chain HCLT over its scheme's variables, the exact coded rate of the
+shipped fp16 parameters: the product of the conditionals the coder uses), on whole images and cut in
+the codec's 1024-pixel tiles.
 
-    python benchmarks/lossless_images_ablation.py --model lossless-image-h32 --out benchmarks/results/lossless_images
+    python benchmarks/lossless_images_ablation.py --model lossless-image-h64 --out benchmarks/results/lossless_images
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from PIL import Image
 from neuralcodec.codecs.lossless.image_header import TILE
 from neuralcodec.codecs.lossless.image_model import bits_per_subpixel, image_variables
 from neuralcodec.codecs.lossless.image_training import held_out, photo_files
-from neuralcodec.codecs.lossless.planes import ACTIVITY_EDGES, CONTEXTS, TEXTURE_LEVELS, decorrelated
+from neuralcodec.codecs.lossless.planes import ACTIVITY_EDGES, CONTEXTS, SCHEMES, TEXTURE_LEVELS, ContextScheme
+from neuralcodec.codecs.lossless.planes import decorrelated
 from neuralcodec.codecs.lossless.planes import filled_canvas
 from neuralcodec.codecs.registry import load_codec
 
@@ -35,8 +38,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def ladder_variables(pixels: np.ndarray, step: str) -> np.ndarray:
     """(n, 6) context/residual variables of an RGB image for ladder step A-D (C is the codec's)."""
-    if step == "C":
-        return image_variables(pixels)
+    if step in "CE":
+        return image_variables(pixels, SCHEMES["gradients" if step == "C" else "errors"])
     planes = decorrelated(pixels) if step != "A" else np.moveaxis(pixels, -1, 0).astype(np.int32)
     board = filled_canvas(planes).astype(np.int32)
     _, h, w = planes.shape
@@ -69,12 +72,12 @@ def ladder(train: list[np.ndarray], kodak: list[np.ndarray], step: str) -> float
     return float(np.mean(bits))
 
 
-def circuit_bits(model: torch.nn.Module, image: np.ndarray, tile: int | None) -> float:
+def circuit_bits(model: torch.nn.Module, scheme: ContextScheme, image: np.ndarray, tile: int | None) -> float:
     tiles = [image] if tile is None else [image[i : i + tile, j : j + tile] for i in range(0, image.shape[0], tile)
                                           for j in range(0, image.shape[1], tile)]
     total = 0.0
     for part in tiles:
-        v = torch.from_numpy(image_variables(part).astype(np.int64))
+        v = torch.from_numpy(image_variables(part, scheme).astype(np.int64))
         for start in range(0, len(v), 1 << 16):
             total += float(bits_per_subpixel(model, v[start : start + (1 << 16)]).sum()) * 3
     return total / image.size
@@ -82,7 +85,7 @@ def circuit_bits(model: torch.nn.Module, image: np.ndarray, tile: int | None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="lossless-image-h32")
+    parser.add_argument("--model", default="lossless-image-h64")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -90,13 +93,14 @@ def main() -> None:
     train = [np.asarray(Image.open(p).convert("RGB")) for p in train_files]
     kodak = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((SHARED / "kodak").glob("*.png"))]
     result = {}
-    for step in "ABCD":
+    for step in "ABCDE":
         result[f"histograms_{step}"] = ladder(train, kodak, step)
         print(step, round(result[f"histograms_{step}"], 4), flush=True)
-    circuit = load_codec(args.model).likelihood_model("colour")
+    codec = load_codec(args.model)
+    circuit = codec.likelihood_model("colour")
     with torch.no_grad():
         for name, tile in (("circuit_whole_image", None), (f"circuit_tiles_{TILE}", TILE)):
-            result[name] = float(np.mean([circuit_bits(circuit, image, tile) for image in kodak]))
+            result[name] = float(np.mean([circuit_bits(circuit, codec.scheme, image, tile) for image in kodak]))
             print(name, round(result[name], 4), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablation.json").write_text(json.dumps({"model": args.model, "kodak_mean_bpsp": result}, indent=1))

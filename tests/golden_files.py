@@ -70,6 +70,10 @@ CASES: list[dict] = [
     {"name": "lossless-image-rgb", "input": "rgb-103x71.png", "model": "lossless-image-h32", "args": {"lossless": True}, "decoded": "image"},
     {"name": "lossless-image-rgba", "input": "rgba-61x45.png", "model": "lossless-image-h32", "args": {"lossless": True}, "decoded": "image"},
     {"name": "lossless-image-gray", "input": "gray-77x53.png", "model": "lossless-image-h32", "args": {"lossless": True}, "decoded": "image"},
+    # the default lossless image model since it replaced h32 (context scheme "errors": error planes on the canvas)
+    {"name": "lossless-image-h64-rgb", "input": "rgb-103x71.png", "model": "lossless-image-h64", "args": {"lossless": True}, "decoded": "image"},
+    {"name": "lossless-image-h64-rgba", "input": "rgba-61x45.png", "model": "lossless-image-h64", "args": {"lossless": True}, "decoded": "image"},
+    {"name": "lossless-image-h64-gray", "input": "gray-77x53.png", "model": "lossless-image-h64", "args": {"lossless": True}, "decoded": "image"},
     # video: 5 frames, the API's GOP (10): frame 0 is an I-frame, frames 1-4 P-frames
     {"name": "video-st-q5", "input": "clip-64x48.y4m", "model": "video-st-vr9-n96", "args": {"quality": 5}, "decoded": "video"},
     # motion-compensated video: the same clip, frames 1-4 as block motion plus a coded residual

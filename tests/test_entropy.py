@@ -188,6 +188,26 @@ def test_categorical_roundtrip(n, k, seed):
     assert (decoded == symbols).all()
 
 
+def test_cumulative_categorical_rows_code_like_their_probabilities():
+    rng = np.random.default_rng(3)
+    probs = np.floor(rng.random((40, 256)) ** 6 * 2**30) + (rng.random((40, 256)) < 0.5)
+    rows, symbols = rng.integers(0, 40, 500), rng.integers(0, 256, 500)
+    plain, cumulative = SymbolEncoder(), SymbolEncoder()
+    plain.encode_categorical(symbols, probs, rows)
+    cumulative.encode_categorical(symbols, np.cumsum(probs, axis=1), rows, cumulative=True)
+    data = plain.finish()
+    assert cumulative.finish() == data
+    decoded = SymbolDecoder(data).decode_categorical(np.cumsum(probs, axis=1), rows, cumulative=True)
+    np.testing.assert_array_equal(decoded, symbols)
+
+
+@pytest.mark.parametrize("cdf", [[[1.0, 3.0, 2.0, 9.0]], [[0.0, 0.0, 0.0, 0.0]], [[-5.0, 1.0, 2.0, 3.0]],
+                                 [[1.0, np.nan, 2.0, 3.0]], [[1.0, 2.0, 3.0, np.inf]]])
+def test_bad_cumulative_rows_are_refused(cdf):
+    with pytest.raises(InputError):
+        SymbolEncoder().encode_categorical(np.array([0]), np.array(cdf), cumulative=True)
+
+
 @pytest.fixture(scope="module")
 def factorized() -> FactorizedPrior:
     torch.manual_seed(0)

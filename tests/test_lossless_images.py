@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +17,37 @@ from neuralcodec.codecs.lossless.image_codec import LosslessImageCodec, tile_gro
 from neuralcodec.codecs.lossless.image_coding import ChunkDecoder, ChunkEncoder, code_planes, tile_steps
 from neuralcodec.codecs.lossless.image_header import check_header
 from neuralcodec.codecs.lossless.image_model import bits_per_subpixel, image_variables
-from neuralcodec.codecs.lossless.image_training import ImageCircuits, export_lossless_image
-from neuralcodec.codecs.lossless.planes import canvas, decorrelated, filled_canvas, predict, scan, store
+from neuralcodec.codecs.lossless.image_training import ImageCircuits, export_lossless_image, train_lossless_image
+from neuralcodec.codecs.lossless.planes import SCHEMES, canvas, coding_canvas, decorrelated, predict, scan, store
 from neuralcodec.codecs.registry import lossless_family_for_input
 from neuralcodec.container import Payload
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError
 from neuralcodec.limits import Limits
 from neuralcodec.media.idx import write_idx
 from neuralcodec.pretrained import load_named_weights
+from neuralcodec.train.loop import TrainConfig
+
+
+SCHEME = SCHEMES["errors"]
+"""The context scheme of the small test circuits (the shipped default's)."""
+
+
+def small_circuits(photo: np.ndarray, path: Path, contexts: str) -> Path:
+    """Small circuits (H=4) with context scheme ``contexts``, started from the photo's statistics, exported
+    like shipped weights to ``path``."""
+    torch.manual_seed(0)
+    model = ImageCircuits(hidden=4, contexts=contexts)
+    generator = torch.Generator().manual_seed(0)
+    for name, pixels in (("colour", photo), ("grey", photo[:, :, 1:2])):
+        variables = image_variables(pixels, SCHEMES[contexts])
+        model.circuits[name].initialize(torch.from_numpy(variables.astype(np.int64)), generator)
+    export_lossless_image(model, path, "tiny-circuits")
+    return path
 
 
 @pytest.fixture(scope="module")
 def circuit_weights(tmp_path_factory: pytest.TempPathFactory, photo: np.ndarray) -> Path:
-    """Small circuits (H=4) started from the photo's statistics, exported like shipped weights."""
-    torch.manual_seed(0)
-    model = ImageCircuits(hidden=4)
-    generator = torch.Generator().manual_seed(0)
-    model.circuits["colour"].initialize(torch.from_numpy(image_variables(photo).astype(np.int64)), generator)
-    grey = photo[:, :, 1:2]
-    model.circuits["grey"].initialize(torch.from_numpy(image_variables(grey).astype(np.int64)), generator)
-    path = tmp_path_factory.mktemp("circuits") / "circuits.safetensors"
-    export_lossless_image(model, path, "tiny-circuits")
-    return path
+    return small_circuits(photo, tmp_path_factory.mktemp("circuits") / "circuits.safetensors", SCHEME.name)
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +55,41 @@ def codec(circuit_weights: Path) -> LosslessImageCodec:
     return LosslessImageCodec.from_weights(load_named_weights(str(circuit_weights), "lossless-image"))
 
 
-def test_decoder_sees_the_contexts_the_encoder_sees(photo: np.ndarray) -> None:
+@pytest.mark.parametrize("contexts", sorted(SCHEMES))
+def test_decoder_sees_the_contexts_the_encoder_sees(photo: np.ndarray, contexts: str) -> None:
+    scheme = SCHEMES[contexts]
     planes = decorrelated(photo[:20, :30])
-    full, board = filled_canvas(planes)[None], canvas(1, 3, 20, 30)
+    full, board = coding_canvas(planes, scheme)[None], canvas(1, scheme.channels(3), 20, 30)
     for at in tile_steps(np.array([[20, 30]])):
-        for got, want in zip(predict(board, at), predict(full, at)):
+        for got, want in zip(predict(board, at, scheme), predict(full, at, scheme)):
             np.testing.assert_array_equal(got, want)
-        store(board, at, planes[:, at[1], at[2]], np.array([30]))
+        store(board, at, full[0, :, at[1] + 2, at[2] + 2].T, np.array([30]))
     np.testing.assert_array_equal(board, full)
+
+
+@pytest.mark.parametrize("contexts", sorted(SCHEMES))
+def test_every_context_scheme_round_trips(tmp_path: Path, photo: np.ndarray, contexts: str) -> None:
+    weights = load_named_weights(str(small_circuits(photo, tmp_path / "w.safetensors", contexts)), "lossless-image")
+    codec = LosslessImageCodec.from_weights(weights)
+    assert codec.scheme is SCHEMES[contexts] and weights.config["contexts"] == contexts
+    image = photo[:37, :41]
+    chunks, _ = codec.compress(image, tile=16, chunk_symbols=500)
+    np.testing.assert_array_equal(codec.decompress(chunks, *image.shape, tile=16, chunk_symbols=500), image)
+
+
+def test_error_contexts_are_the_neighbours_errors(photo: np.ndarray) -> None:
+    """The errors scheme's canvas carries |x - MED| of every pixel, and its activity adds the six causal
+    neighbours' errors to the gradients'."""
+    planes = decorrelated(photo[:12, :9])
+    board = coding_canvas(planes, SCHEMES["errors"])
+    at = (np.zeros(1, dtype=int), np.array([5]), np.array([4]))
+    plain, gradients, _ = predict(board[None, :3], at, SCHEMES["gradients"])
+    np.testing.assert_array_equal(board[3:, 7, 6], np.abs(planes[:, 5, 4] - plain[:, 0]))
+    _, errors, texture = predict(board[None], at, SCHEMES["errors"])
+    near = board[3:, [7, 6, 6, 6, 7, 5], [5, 6, 5, 7, 4, 6]].sum(1)  # W, N, NW, NE, WW, NN
+    np.testing.assert_array_equal(errors[:, 0], gradients[:, 0] + near)
+    variables = image_variables(photo[:12, :9], SCHEMES["errors"])[5 * 9 + 4]
+    np.testing.assert_array_equal(variables[0::2], SCHEMES["errors"].classes(errors[:, 0], texture[:, 0]))
 
 
 def test_tiles_are_coded_independently(codec: LosslessImageCodec, photo: np.ndarray) -> None:
@@ -79,14 +116,14 @@ def test_scan_visits_every_pixel_once_after_its_neighbours() -> None:
 def test_coded_bits_match_the_circuit_likelihood(codec: LosslessImageCodec, circuit_weights: Path,
                                                  photo: np.ndarray) -> None:
     chunks, ideal_bits = codec.compress(photo)
-    model = ImageCircuits(hidden=4)
+    model = ImageCircuits(hidden=4, contexts=SCHEME.name)
     weights = load_named_weights(str(circuit_weights), "lossless-image")
     with torch.no_grad():
         for name, circuit in model.circuits.items():
             for part in ("root", "transition", "emission"):
                 getattr(circuit, f"{part}_logits").copy_(weights.tensors[f"{name}.{part}"].float().log())
-        expected = float(bits_per_subpixel(model.circuits["colour"],
-                                           torch.from_numpy(image_variables(photo).astype(np.int64))).sum()) * 3
+        variables = image_variables(photo, SCHEME)
+        expected = float(bits_per_subpixel(model.circuits["colour"], torch.from_numpy(variables.astype(np.int64))).sum()) * 3
     assert abs(ideal_bits / expected - 1) < 0.01
     assert abs(8 * sum(map(len, chunks)) / ideal_bits - 1) < 0.01
 
@@ -110,10 +147,10 @@ def test_stream_chunks_are_checked(codec: LosslessImageCodec, photo: np.ndarray)
         codec.decompress(chunks[:-1], 16, 16, 3, chunk_symbols=100)
     size = np.array([[16, 16]])
     decoder = ChunkDecoder(chunks, 100)
-    code_planes(codec.tables["colour"], canvas(1, 3, 16, 16), size, decoder)
+    code_planes(codec.tables["colour"], SCHEME, canvas(1, SCHEME.channels(3), 16, 16), size, decoder)
     decoder.finish()
     encoder = ChunkEncoder(100)
-    code_planes(codec.tables["colour"], filled_canvas(decorrelated(image))[None], size, encoder)
+    code_planes(codec.tables["colour"], SCHEME, coding_canvas(decorrelated(image), SCHEME)[None], size, encoder)
     assert encoder.finish() == chunks
 
 
@@ -140,6 +177,17 @@ def test_files_round_trip_exactly(tmp_path: Path, circuit_weights: Path, photo: 
         want = original.convert("RGB" if mode == "P" else ("L" if mode == "1" else mode))
         assert decoded.mode == want.mode and decoded.size == want.size
         np.testing.assert_array_equal(np.asarray(decoded), np.asarray(want))
+
+
+def test_unknown_context_schemes_and_bad_emissions_are_refused(tmp_path: Path, circuit_weights: Path) -> None:
+    weights = load_named_weights(str(circuit_weights), "lossless-image")
+    with pytest.raises(InputError, match="context scheme"):
+        LosslessImageCodec.from_weights(replace(weights, config={**weights.config, "contexts": "bogus"}))
+    with pytest.raises(InputError, match="context scheme"):
+        train_lossless_image(tmp_path, TrainConfig(out_dir=tmp_path), hidden=4, per_image=10, contexts="bogus")
+    heavy = {**weights.tensors, "grey.emission": torch.ones_like(weights.tensors["grey.emission"]) * 0.01}
+    with pytest.raises(InputError, match="sum to at most 2"):  # rows summing to 2.56: cdf products not exact
+        LosslessImageCodec.from_weights(replace(weights, tensors=heavy))
 
 
 def test_sixteen_bit_images_are_refused(tmp_path: Path, circuit_weights: Path) -> None:
@@ -198,3 +246,26 @@ def test_cli_refuses_a_hostile_file_before_loading_a_model(tmp_path: Path, capsy
     error = capsys.readouterr().err
     assert "200000" in error and "no-such-model" not in error  # the size fails before the model is looked up
     assert not (tmp_path / "out.png").exists()
+
+
+def test_train_command_exports_the_context_scheme_it_trained_with(tmp_path: Path, photo: np.ndarray) -> None:
+    """`codec train lossless-image --contexts errors`: validation bits fall, the weights name their scheme,
+    and the codec built from them codes with it."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for k in range(16):  # every 15th file (the 8th) is held out for validation
+        Image.fromarray(np.ascontiguousarray(np.rot90(photo, k % 4)[k:, k:])).save(data / f"{k:02d}.png")
+    out = tmp_path / "run"
+    args = ["train", "lossless-image", "--data", str(data), "--out", str(out), "--hidden", "4", "--per-image", "500",
+            "--contexts", "errors", "--steps", "30", "--batch-size", "256", "--validate-every", "15",
+            "--checkpoint-every", "15"]
+    assert main(args) == 0
+    log = [line for line in (out / "log.jsonl").read_text().splitlines() if "val_bpsp_colour" in line]
+    first, last = (float(line.split('"val_bpsp_colour": ')[1].split(",")[0]) for line in (log[0], log[-1]))
+    assert last < first
+    weights = load_named_weights(str(out / "model.safetensors"), "lossless-image")
+    assert weights.config == {"hidden": 4, "contexts": "errors"}
+    codec = LosslessImageCodec.from_weights(weights)
+    assert codec.scheme is SCHEMES["errors"]
+    chunks, _ = codec.compress(photo[:20, :30])
+    np.testing.assert_array_equal(codec.decompress(chunks, 20, 30, 3), photo[:20, :30])

@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,27 @@ def test_incremental_conditionals_equal_the_naive_recomputation(small_model: Hid
     log_chain = sum(np.log(seen[p][rows, images[:, p]]) for p in seen)
     exact = small_model.log_likelihood(torch.from_numpy(images.astype(np.int64))).detach().numpy()
     np.testing.assert_allclose(log_chain, exact, rtol=2e-3)
+
+
+def test_given_pixels_and_cumulative_pmfs(small_model: HiddenChowLiuTree):
+    """Pixels in ``given`` get no pmf but still condition the rest; ``cumulative`` pmfs are the plain ones'
+    exact running sums."""
+    tables = tables_of(small_model)
+    images = digits(6, seed=4).reshape(6, -1)
+    plain, cumulative = {}, {}
+
+    def recorder(into: dict) -> Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]:
+        def record(pixel: int, pmf: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+            into[pixel] = None if pmf is None else pmf[rows]
+            return images[:, pixel]
+        return record
+
+    given = set(tables.tree.order[::3].tolist())
+    code_pixels(tables, len(images), recorder(plain))
+    code_pixels(tables, len(images), recorder(cumulative), given=given, cumulative=True)
+    assert {p for p, pmf in cumulative.items() if pmf is None} == given
+    for pixel in set(plain) - given:
+        np.testing.assert_array_equal(cumulative[pixel], np.cumsum(plain[pixel], axis=1))
 
 
 def test_round_trip_is_exact_and_rate_matches_the_model(small_weights: Path, small_model: HiddenChowLiuTree):

@@ -66,10 +66,12 @@ def _table_indexes(x: object, tables: TableSet, shape: tuple[int, ...] | None) -
     return idx
 
 
-def _categorical_weights(probabilities: object) -> np.ndarray:
+def _categorical_weights(probabilities: object, cumulative: bool = False) -> np.ndarray:
     """Validated rows quantized to integer counts, returned as ``count - 1`` in float32 (n, K).
 
     ``count - 1`` is what constriction's categorical family needs to reproduce the counts exactly.
+    With ``cumulative`` the rows are already the running sums of the probabilities (a caller that gets
+    them exactly, e.g. by one integer matrix product, saves the sum here; the counts are the same).
     Rows are processed in chunks so that temporaries stay small for large (n, K).
     """
     p = np.asarray(probabilities)
@@ -79,14 +81,16 @@ def _categorical_weights(probabilities: object) -> np.ndarray:
     rows = max(1, _CHUNK_ENTRIES // p.shape[1])
     for start in range(0, p.shape[0], rows):
         block = p[start : start + rows]
-        cdf = np.cumsum(block, axis=1, dtype=np.float64)
+        cdf = block.astype(np.float64, copy=False) if cumulative else np.cumsum(block, axis=1, dtype=np.float64)
         totals = cdf[:, -1]
-        if not (block.min() >= 0 and np.isfinite(totals).all() and (totals > 0).all()):
+        if not ((cumulative or block.min() >= 0) and np.isfinite(totals).all() and (totals > 0).all()):
             raise InputError("probabilities must be finite and nonnegative, with a positive sum per row")
         cum = cumulative_counts(cdf)
         out = weights[start : start + rows]
         out[:, 0] = cum[:, 0]
         np.subtract(cum[:, 1:], cum[:, :-1], out=out[:, 1:], casting="same_kind")  # exact: integers < 2**24
+        if cumulative and not out.min() >= 0:  # (False for NaN too)
+            raise InputError("cumulative probabilities must be finite, nonnegative and nondecreasing")
     return weights
 
 
@@ -248,12 +252,14 @@ class SymbolEncoder:
         """Like ``encode_gaussian`` with discretized Laplace densities (scale ``b``: ``exp(-|x|/b) / 2b``)."""
         self._encode_scaled(symbols, means, scales, laplace_scale_tables())
 
-    def encode_categorical(self, symbols: np.ndarray, probabilities: np.ndarray, rows: np.ndarray | None = None) -> None:
+    def encode_categorical(self, symbols: np.ndarray, probabilities: np.ndarray, rows: np.ndarray | None = None,
+                           cumulative: bool = False) -> None:
         """Code ``symbols[i] in [0, K)`` with probability row ``probabilities[rows[i]]`` (shape (n, K)).
 
         ``rows`` lets symbols share rows (each row is quantized once); by default symbol ``i`` has row ``i``.
+        With ``cumulative`` the rows hold running sums of the (unnormalized) probabilities instead.
         """
-        weights = _categorical_weights(probabilities)
+        weights = _categorical_weights(probabilities, cumulative)
         sym = _int_array(symbols, "symbols")
         row_of = _row_indexes(rows, weights.shape[0])
         expected = (weights.shape[0],) if isinstance(row_of, slice) else row_of.shape
@@ -321,9 +327,10 @@ class SymbolDecoder:
         """Symbols (int32, broadcast shape of means and scales) coded by ``encode_laplace``."""
         return self._decode_scaled(means, scales, laplace_scale_tables())
 
-    def decode_categorical(self, probabilities: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def decode_categorical(self, probabilities: np.ndarray, rows: np.ndarray | None = None,
+                           cumulative: bool = False) -> np.ndarray:
         """Symbols (int32, shape of ``rows``, else (n,)) coded by ``encode_categorical`` with the same arguments."""
-        weights = _categorical_weights(probabilities)
+        weights = _categorical_weights(probabilities, cumulative)
         weights = weights[_row_indexes(rows, weights.shape[0])]
         if weights.shape[0] == 0 or weights.shape[1] == 1:
             return np.zeros(weights.shape[0], dtype=np.int32)

@@ -9,7 +9,9 @@ known are exactly those outside its subtree that precede it, so ``p(z_a | x_<a)`
 Each node therefore costs one ``H x H`` product on entering (its prior), one ``H x K`` product (the pmf
 of its pixel) and one ``H x H`` product when its subtree is finished (its up message): constant work
 per pixel, independent of the image size, instead of the naive pass over the whole tree per pixel
-(``naive_conditionals`` below, kept as the reference and the benchmark baseline).
+(``naive_conditionals`` below, kept as the reference and the benchmark baseline). Less where it is not
+needed: no pmf for a pixel both sides already know (``given``), no up message once every pixel has been
+entered (in a chain, none at all), and an observed pixel's message is a row of a precomputed table.
 
 Determinism on every machine: all parameters are fp16 probabilities scaled by 2**24 (exact integers),
 every message is renormalized to integers below 2**20 with IEEE-exact operations (max, multiply,
@@ -19,8 +21,9 @@ exactly in any summation order. So BLAS, thread count and device cannot change a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -35,9 +38,9 @@ MESSAGE_BITS = 20
 MAX_CODING_HIDDEN = 256
 """Largest latent size for which every product stays below 2**53 (20 + 24 + 8 bits)."""
 
-SymbolSource = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+SymbolSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]
 """``(pixel index, integer pmfs (G, K), rows (B,)) -> pixel values (B,)``: image ``b`` has pmf ``rows[b]``;
-encodes (returns the known values) or decodes."""
+encodes (returns the known values) or decodes. The pmfs are None for pixels the source knows already."""
 
 
 def _renormalized(values: np.ndarray) -> np.ndarray:
@@ -70,6 +73,8 @@ class CodingTables:
             scaled = np.maximum(t.double().numpy(), 2.0**-PARAMETER_BITS) * float(1 << PARAMETER_BITS)
             if not (np.isfinite(scaled).all() and scaled.max() <= 1 << PARAMETER_BITS):
                 raise InputError(f"{name} probabilities must be finite and at most 1")
+            if name == "emission" and scaled.sum(-1).max() > 1 << (PARAMETER_BITS + 1):
+                raise InputError("emission probabilities must sum to at most 2 per latent state")
             tensors.append(scaled)
         hidden = tensors[0].shape[0]
         if hidden > MAX_CODING_HIDDEN:
@@ -83,17 +88,32 @@ class CodingTables:
     def categories(self) -> int:
         return self.emission.shape[2]
 
+    @cached_property
+    def cumulative_emission(self) -> np.ndarray:
+        """(D, H, K) running sums of the emissions over the values: ``prior @ cumulative_emission[k]`` is the
+        pmf's running sum, exactly (every row sums to at most 2**25, so every product stays below 2**53)."""
+        return np.cumsum(self.emission, axis=-1)
+
+    @cached_property
+    def evidence(self) -> np.ndarray:
+        """(D, K, H): row ``[k, v]`` is the renormalized message ``p(x_k = v | z_k)`` of an observed pixel."""
+        return _renormalized(self.emission.transpose(0, 2, 1))
+
 
 def _walk(tree: RootedTree) -> Iterator[tuple[bool, int]]:
-    """Depth-first events: ``(True, node)`` on entering a node, ``(False, node)`` when its subtree is done."""
+    """Depth-first events: ``(True, node)`` on entering a node, ``(False, node)`` when its subtree is done.
+    The events after the last entering one are left out: their up messages would reach no pixel."""
     kids = tree.children()
     stack: list[tuple[int, bool]] = [(0, True)]
+    events = []
     while stack:
         node, entering = stack.pop()
-        yield entering, node
+        events.append((entering, node))
         if entering:
             stack.append((node, False))
             stack.extend((kid, True) for kid in reversed(kids[node]))
+    last = max(i for i, (entering, _) in enumerate(events) if entering)
+    yield from events[: last + 1]
 
 
 class _RowGroups:
@@ -130,16 +150,21 @@ class _RowGroups:
         return rows if of_row is self.of_row else rows[of_row[self.first_rows]]
 
 
-def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource) -> None:
+def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource, given: Collection[int] = (),
+                cumulative: bool = False) -> None:
     """Run the depth-first pass over ``batch`` images, asking ``symbols`` for each pixel given its pmfs.
 
     ``symbols(pixel, pmf, rows)`` receives the pixel's flat index, the unnormalized integer pmfs (G, K) of
     its value given everything coded before it, one per group of images that agree on every pixel so far,
     and each image's group (B,); it returns the B values (known when encoding, decoded when decoding).
     Encoder and decoder compute bit-identical pmfs; images that are alike cost one pmf, not one each.
+    Pixels in ``given`` are known to both sides without coding (side information such as context
+    classes): they condition what follows, but their pmf is not computed (``symbols`` receives None).
+    With ``cumulative``, ``symbols`` receives the pmfs' running sums over the values instead (exact).
     """
     order, parent = tables.tree.order, tables.tree.parent
     groups = _RowGroups(batch, tables.emission.shape[2])
+    emission = tables.cumulative_emission if cumulative else tables.emission
     down: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     inside: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for entering, node in _walk(tables.tree):
@@ -150,12 +175,14 @@ def code_pixels(tables: CodingTables, batch: int, symbols: SymbolSource) -> None
                 up = parent[node]
                 prior = _renormalized(groups.aligned(down[up]) * groups.aligned(inside[up])) @ tables.transition[node - 1]
             below = _renormalized(prior)
-            values = np.asarray(symbols(int(order[node]), below @ tables.emission[node], groups.of_row))
+            pixel = int(order[node])
+            pmf = None if pixel in given else below @ emission[node]
+            values = np.asarray(symbols(pixel, pmf, groups.of_row))
             if values.shape != (batch,):
-                raise InputError(f"expected {batch} values for pixel {order[node]}, got shape {values.shape}")
+                raise InputError(f"expected {batch} values for pixel {pixel}, got shape {values.shape}")
             down[node] = (below, groups.of_row)
             values = groups.split(values)
-            inside[node] = (_renormalized(tables.emission[node][:, values].T), groups.of_row)
+            inside[node] = (tables.evidence[node][values], groups.of_row)
         else:
             del down[node]
             if node:

@@ -2,8 +2,9 @@
 
 The image is split into groups of planes (RGB: one colour group G, R-G, B-G; grey and alpha: one plane
 each), and each group is coded along the wavefront with its circuit (``image_coding``), colour first,
-alpha last. Decoding writes an image file with exactly the input's pixels (PNG, or the other lossless
-formats by the target's suffix).
+alpha last, with the context scheme the model was trained with (config ``contexts``, ``planes.SCHEMES``;
+"gradients" for the first model, whose config predates the key). Decoding writes an image file with
+exactly the input's pixels (PNG, or the other lossless formats by the target's suffix).
 
 Tiling: the image is cut into ``tile`` x ``tile`` tiles (1024), coded independently (a tile's first row and
 column see no neighbours outside it), side by side in groups of at most a megapixel: only one group's
@@ -30,7 +31,8 @@ from neuralcodec.codecs.lossless.image_coding import CHUNK_SYMBOLS, ChunkDecoder
 from neuralcodec.codecs.lossless.image_header import GROUP_PIXELS, MODES, TILE, declared_size
 from neuralcodec.codecs.lossless.image_model import GROUPS, chain_tree
 from neuralcodec.codecs.lossless.options import LosslessOptions
-from neuralcodec.codecs.lossless.planes import LEFT, RIGHT, TOP, canvas, decorrelated, filled_canvas, recombined
+from neuralcodec.codecs.lossless.planes import LEFT, RIGHT, SCHEMES, TOP, ContextScheme, canvas, coding_canvas
+from neuralcodec.codecs.lossless.planes import decorrelated, recombined
 from neuralcodec.container import Payload
 from neuralcodec.errors import CorruptFileError, InputError
 from neuralcodec.fileio import atomic_output
@@ -65,9 +67,10 @@ def tile_groups(height: int, width: int, tile: int) -> list[np.ndarray]:
     return [np.array(group) for group in groups]
 
 
-def _board(group: np.ndarray, channels: slice) -> np.ndarray:
-    """Empty canvases for the tiles of ``group`` and the planes of ``channels``."""
-    return canvas(len(group), channels.stop - channels.start, int(group[:, 2].max()), int(group[:, 3].max()))
+def _board(group: np.ndarray, channels: slice, scheme: ContextScheme) -> np.ndarray:
+    """Empty canvases for the tiles of ``group`` and the planes of ``channels`` (with their error planes)."""
+    return canvas(len(group), scheme.channels(channels.stop - channels.start), int(group[:, 2].max()),
+                  int(group[:, 3].max()))
 
 
 class LosslessImageCodec:
@@ -75,8 +78,10 @@ class LosslessImageCodec:
 
     name: ClassVar[str] = "lossless-image"
 
-    def __init__(self, tables: dict[str, CodingTables], model_id: str, weights_hash: bytes) -> None:
+    def __init__(self, tables: dict[str, CodingTables], scheme: ContextScheme, model_id: str,
+                 weights_hash: bytes) -> None:
         self.tables = tables
+        self.scheme = scheme
         self.model_id = model_id
         self.weights_hash = weights_hash
 
@@ -91,7 +96,10 @@ class LosslessImageCodec:
             except KeyError as missing:
                 raise InputError(f"weights of {weights.model_id!r} lack tensor {missing}") from None
             tables[name] = CodingTables.from_probabilities(*parts, chain_tree(2 * planes))
-        return cls(tables, weights.model_id, weights.weights_hash)
+        scheme = weights.config.get("contexts", "gradients")  # (the first model's config has no "contexts")
+        if scheme not in SCHEMES:
+            raise InputError(f"weights of {weights.model_id!r} name an unknown context scheme {scheme!r}")
+        return cls(tables, SCHEMES[scheme], weights.model_id, weights.weights_hash)
 
     def likelihood_model(self, group: str) -> HiddenChowLiuTree:
         """The circuit of ``group`` ("colour", "grey") with exactly the shipped probabilities."""
@@ -109,11 +117,11 @@ class LosslessImageCodec:
         encoder = ChunkEncoder(chunk_symbols)
         for group in tile_groups(a.shape[0], a.shape[1], tile):
             for name, channels in channel_groups(a.shape[2]):
-                board = _board(group, channels)
+                board = _board(group, channels, self.scheme)
                 for k, (top, left, height, width) in enumerate(group):
-                    tile_pixels = a[top : top + height, left : left + width, channels]
-                    board[k, :, : height + TOP + 1, : width + LEFT + RIGHT] = filled_canvas(decorrelated(tile_pixels))
-                code_planes(self.tables[name], board, group[:, 2:], encoder)
+                    tile_pixels = decorrelated(a[top : top + height, left : left + width, channels])
+                    board[k, :, : height + TOP + 1, : width + LEFT + RIGHT] = coding_canvas(tile_pixels, self.scheme)
+                code_planes(self.tables[name], self.scheme, board, group[:, 2:], encoder)
         chunks = encoder.finish()
         return chunks, encoder.ideal_bits
 
@@ -124,10 +132,10 @@ class LosslessImageCodec:
         out = np.empty((height, width, channels), dtype=np.uint8)
         for group in tile_groups(height, width, tile):
             for name, part in channel_groups(channels):
-                board = _board(group, part)
-                code_planes(self.tables[name], board, group[:, 2:], decoder)
+                board = _board(group, part, self.scheme)
+                code_planes(self.tables[name], self.scheme, board, group[:, 2:], decoder)
                 for k, (top, left, rows, cols) in enumerate(group):
-                    planes = board[k, :, TOP : TOP + rows, LEFT : LEFT + cols]
+                    planes = board[k, : part.stop - part.start, TOP : TOP + rows, LEFT : LEFT + cols]
                     out[top : top + rows, left : left + cols, part] = recombined(planes)
         decoder.finish()
         return out

@@ -1,9 +1,10 @@
 """Coding planes along the wavefront with a circuit, into a stream cut in chunks (bounded memory).
 
 The tiles of a group are coded side by side: every step of the wavefront (``planes.scan``, in every tile
-at once) is one batch for ``hclt_coding.code_pixels``: the pixels
-of the step get their predictions and context classes from the canvas, the circuit gives the exact
-conditional pmf of each residual, and the decoded values go back on the canvas for the next steps.
+at once) is one batch for ``coding.code_pixels``: the pixels of the step get their predictions and
+context classes from the canvas, the circuit gives the exact conditional pmf of each residual (as
+running sums, from one integer product: the coder needs no cumsum), and the decoded values go back on
+the canvas for the next steps.
 Encoder and decoder run this same function; only the ``ChunkCoder`` differs.
 
 The encoder keeps its coding operations (one pmf row per symbol) until a stream is finished, so the
@@ -20,7 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from neuralcodec.codecs.lossless.coding import CodingTables, code_pixels
-from neuralcodec.codecs.lossless.planes import LEFT, TOP, Pixels, predict, reconstructed, residuals, scan, store
+from neuralcodec.codecs.lossless.planes import LEFT, TOP, ContextScheme, Pixels, predict, reconstructed, residuals, scan
+from neuralcodec.codecs.lossless.planes import store
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError
 
@@ -29,8 +31,9 @@ CHUNK_SYMBOLS = 1 << 15
 
 
 class ChunkCoder(Protocol):
-    def code(self, pmf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
-        """Encode ``known`` (and return it) or decode (``known`` is ignored); symbol ``i`` has pmf row ``rows[i]``."""
+    def code(self, cdf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Encode ``known`` (and return it) or decode (``known`` is ignored); symbol ``i`` has the pmf whose
+        running sums are row ``rows[i]`` of ``cdf``."""
 
     def step_done(self) -> None:
         """A wavefront step is finished (a chunk may end here)."""
@@ -46,8 +49,8 @@ class ChunkEncoder:
         self._encoder = SymbolEncoder()
         self._count = 0
 
-    def code(self, pmf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
-        self._encoder.encode_categorical(known, pmf, rows)
+    def code(self, cdf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+        self._encoder.encode_categorical(known, cdf, rows, cumulative=True)
         self._count += len(known)
         return known
 
@@ -76,13 +79,13 @@ class ChunkDecoder:
         self._decoder: SymbolDecoder | None = None
         self._count = 0
 
-    def code(self, pmf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+    def code(self, cdf: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
         if self._decoder is None:
             if not self._chunks:
                 raise CorruptFileError("the file's stream ends before its image does")
             self._decoder, self._count = SymbolDecoder(self._chunks.pop()), 0
         self._count += len(rows)
-        return self._decoder.decode_categorical(pmf, rows)
+        return self._decoder.decode_categorical(cdf, rows, cumulative=True)
 
     def step_done(self) -> None:
         if self._decoder is not None and self._count >= self.chunk_symbols:
@@ -112,24 +115,29 @@ def tile_steps(sizes: np.ndarray) -> Iterator[Pixels]:
         yield tiles[inside], rows[inside], cols[inside]
 
 
-def code_planes(tables: CodingTables, board: np.ndarray, sizes: np.ndarray, coder: ChunkCoder) -> None:
+def code_planes(tables: CodingTables, scheme: ContextScheme, board: np.ndarray, sizes: np.ndarray,
+                coder: ChunkCoder) -> None:
     """Code the planes of the tiles of ``board`` (canvases: filled to encode, empty to decode; decoded
     values are written on them) of ``sizes`` (T, 2) along the wavefront, with the circuit ``tables``
-    (variables: context, residual per plane)."""
+    (variables: context, residual per plane) and the contexts of ``scheme``."""
     for at in tile_steps(sizes):
         tiles, rows, cols = at
-        prediction, contexts = predict(board, at)
-        known = residuals(board[tiles, :, rows + TOP, cols + LEFT].T, prediction)
+        prediction, activity, texture = predict(board, at, scheme)
+        planes = len(prediction)
+        known = residuals(board[tiles, :planes, rows + TOP, cols + LEFT].T, prediction)
+        contexts = scheme.classes(activity, texture)
         values = np.empty_like(prediction)
 
-        def symbols(node: int, pmf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        def symbols(node: int, cdf: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
             plane, is_residual = divmod(node, 2)
             if not is_residual:
                 return contexts[plane]
-            coded = coder.code(pmf, rows, known[plane])
+            assert cdf is not None
+            coded = coder.code(cdf, rows, known[plane])
             values[plane] = reconstructed(coded, prediction[plane], values[0] if plane else 0)  # R, B: G's offset
             return coded
 
-        code_pixels(tables, len(tiles), symbols)
-        store(board, at, values, sizes[:, 1])
+        code_pixels(tables, len(tiles), symbols, given=range(0, 2 * planes, 2), cumulative=True)
+        store(board, at, np.concatenate([values, np.abs(values - prediction)]) if scheme.errors else values,
+              sizes[:, 1])
         coder.step_done()

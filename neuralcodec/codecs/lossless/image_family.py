@@ -27,12 +27,15 @@ def sniff(path: Path) -> int:
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, default=32, help="latent states per circuit variable (H)")
     p.add_argument("--per-image", type=int, default=60000, help="random pixels sampled from each photo")
+    p.add_argument("--contexts", default="errors", help="context scheme: errors (neighbour gradients and MED "
+                   "errors, lossless-image-h64) or gradients (lossless-image-h32)")
 
 
 def _train(args: argparse.Namespace, config: "TrainConfig") -> None:
     from neuralcodec.codecs.lossless.image_training import export_lossless_image, train_lossless_image
 
-    model = train_lossless_image(args.data, config, hidden=args.hidden, per_image=args.per_image)
+    model = train_lossless_image(args.data, config, hidden=args.hidden, per_image=args.per_image,
+                                 contexts=args.contexts)
     export_from_rank_zero(args, lambda path, model_id: export_lossless_image(model, path, model_id),
                           "codec encode PHOTO.png OUT.ncd --model {path}")
 

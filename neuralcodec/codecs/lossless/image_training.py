@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from neuralcodec.codecs.lossless.hclt import HiddenChowLiuTree
 from neuralcodec.codecs.lossless.image_model import GROUPS, bits_per_subpixel, image_variables, new_circuit
+from neuralcodec.codecs.lossless.planes import SCHEMES, ContextScheme
 from neuralcodec.errors import InputError
 from neuralcodec.media.images import LOSSLESS_SUFFIXES, opened_image
 from neuralcodec.pretrained import save_weights
@@ -27,9 +28,10 @@ CODEC_NAME = "lossless-image"
 class ImageCircuits(nn.Module):
     """The circuits of one model, by group name (see ``image_model.GROUPS``)."""
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, contexts: str) -> None:
         super().__init__()
         self.hidden = hidden
+        self.contexts = contexts
         self.circuits = nn.ModuleDict({name: new_circuit(planes, hidden) for name, planes in GROUPS.items()})
 
     def forward(self, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -77,8 +79,9 @@ def photo_files(data: Path) -> list[Path]:
     return files
 
 
-def photo_samples(files: list[Path], per_image: int, seed: int) -> dict[str, np.ndarray]:
-    """Circuit variables of ``per_image`` random pixels of each photo (colour) and of its grey version."""
+def photo_samples(files: list[Path], per_image: int, seed: int, scheme: ContextScheme) -> dict[str, np.ndarray]:
+    """Circuit variables (contexts by ``scheme``) of ``per_image`` random pixels of each photo (colour) and
+    of its grey version."""
     rng = np.random.default_rng(seed)
     rows: dict[str, list[np.ndarray]] = {name: [] for name in GROUPS}
     for path in files:
@@ -86,7 +89,7 @@ def photo_samples(files: list[Path], per_image: int, seed: int) -> dict[str, np.
             rgb = np.asarray(image.convert("RGB"))
             grey = np.asarray(image.convert("L"))[:, :, None]
         for name, pixels in (("colour", rgb), ("grey", grey)):
-            variables = image_variables(pixels)
+            variables = image_variables(pixels, scheme)
             rows[name].append(variables[rng.choice(len(variables), min(per_image, len(variables)), replace=False)])
     return {name: rng.permutation(np.concatenate(parts)).astype(np.int64) for name, parts in rows.items()}
 
@@ -97,12 +100,16 @@ def held_out(files: list[Path], every: int = 15) -> tuple[list[Path], list[Path]
     return [p for p in files if p not in held], held
 
 
-def train_lossless_image(data: str | Path, config: TrainConfig, hidden: int, per_image: int) -> ImageCircuits:
-    """Train both circuits on the photos under ``data`` (float32; validation on the held-out photos)."""
+def train_lossless_image(data: str | Path, config: TrainConfig, hidden: int, per_image: int,
+                         contexts: str) -> ImageCircuits:
+    """Train both circuits on the photos under ``data`` with the context scheme ``contexts`` (float32;
+    validation on the held-out photos)."""
+    if contexts not in SCHEMES:
+        raise InputError(f"unknown context scheme {contexts!r}; choose from {', '.join(SCHEMES)}")
     train_files, val_files = held_out(photo_files(Path(data)))
-    train = photo_samples(train_files, per_image, config.seed)
-    val = photo_samples(val_files, per_image // 4, config.seed + 1) if val_files else None
-    model = ImageCircuits(hidden)
+    train = photo_samples(train_files, per_image, config.seed, SCHEMES[contexts])
+    val = photo_samples(val_files, per_image // 4, config.seed + 1, SCHEMES[contexts]) if val_files else None
+    model = ImageCircuits(hidden, contexts)
     generator = torch.Generator().manual_seed(config.seed)
     for name, circuit in model.circuits.items():
         circuit.initialize(torch.from_numpy(train[name][:200_000]), generator)
@@ -122,4 +129,4 @@ def export_tensors(circuits: dict[str, HiddenChowLiuTree]) -> dict[str, torch.Te
 def export_lossless_image(model: ImageCircuits, path: str | Path, model_id: str) -> str:
     """Write the shippable weights; returns the file's sha256."""
     return save_weights(path, export_tensors(dict(model.circuits.items())), codec=CODEC_NAME, model_id=model_id,
-                        config={"hidden": model.hidden}, half=False)
+                        config={"hidden": model.hidden, "contexts": model.contexts}, half=False)

@@ -1,16 +1,22 @@
 """Causal prediction and context classes for lossless coding of natural images (integer-exact numpy).
 
 An image is coded as groups of planes: colour (G, R-G, B-G: subtract-green, a reversible decorrelation)
-or one grey/alpha plane. Every pixel of a plane gets a MED prediction (LOCO-I's median edge detector) and a context class from
-its causal neighbours W, N, NW, NE, WW, NN; the circuit codes the residual ``(x - prediction) mod 256``
-given the class. Planes live on a padded *canvas* whose border is filled causally (row 0 sees zeros
-above; column 0 sees the pixel above it as its left neighbours; the last column sees itself as its
-upper-right neighbour), so an encoder holding the whole image (``filled_canvas``) and a decoder filling
-it pixel by pixel (``store``) compute the same predictions and classes. Canvases are stacked by tile
-(T, C, rows, cols): tiles are coded independently, side by side.
+or one grey/alpha plane. Every pixel of a plane gets a MED prediction (LOCO-I's median edge detector) and
+a context class from its causal neighbours W, N, NW, NE, WW, NN; the circuit codes the residual
+``(x - prediction) mod 256`` given the class. The class is a quantized *activity* times a texture
+pattern; how activity is measured is the model's ``ContextScheme``: neighbour gradients only
+(``gradients``, the first model), or also the neighbours' own MED errors |x - prediction| (``errors``:
+the canvas then carries one error plane per plane, filled like the values). Planes live on a padded
+*canvas* whose border is filled causally (row 0 sees zeros above; column 0 sees the pixel above it as its
+left neighbours; the last column sees itself as its upper-right neighbour), so an encoder holding the
+whole image (``filled_canvas``, ``coding_canvas``) and a decoder filling it pixel by pixel (``store``)
+compute the same predictions and classes. Canvases are stacked by tile (T, C, rows, cols): tiles are
+coded independently, side by side.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +28,33 @@ TEXTURE_LEVELS = 27
 """Signs (with a dead zone) of three neighbour differences: 3 x 3 x 3 texture patterns."""
 CONTEXTS = (len(ACTIVITY_EDGES) + 1) * TEXTURE_LEVELS
 """Number of context classes (243): activity level x texture pattern."""
+
+
+@dataclass(frozen=True)
+class ContextScheme:
+    """How a model measures activity (see the module docstring); part of a model's config."""
+
+    name: str
+    edges: tuple[int, ...]
+    """Activity level boundaries (8 of them: 9 levels)."""
+    errors: bool
+    """Add the |MED errors| of the six neighbours (the canvas carries them as extra planes)."""
+
+    def channels(self, planes: int) -> int:
+        """Canvas channels for a group of ``planes`` planes."""
+        return 2 * planes if self.errors else planes
+
+    def classes(self, activity: np.ndarray, texture: np.ndarray) -> np.ndarray:
+        """Context classes in [0, CONTEXTS) of activities and texture patterns."""
+        return np.searchsorted(np.asarray(self.edges), activity, side="right") * TEXTURE_LEVELS + texture
+
+
+SCHEMES = {scheme.name: scheme for scheme in (
+    ContextScheme("gradients", tuple(ACTIVITY_EDGES.tolist()), errors=False),
+    ContextScheme("errors", (6, 9, 12, 17, 24, 35, 53, 95), errors=True),
+)}
+"""The context schemes by name (edges of ``errors``: the 1/9..8/9 quantiles of its activity on 20 training
+photos)."""
 MODULUS = 256
 Pixels = tuple[np.ndarray, np.ndarray, np.ndarray]
 """Pixel positions (tile, row, col) on a stack of tile canvases."""
@@ -65,23 +98,38 @@ def store(board: np.ndarray, at: Pixels, values: np.ndarray, widths: np.ndarray)
     board[tiles[last], :, rows[last] + TOP, cols[last] + LEFT + 1] = values[:, last].T
 
 
-def predict(board: np.ndarray, at: Pixels) -> tuple[np.ndarray, np.ndarray]:
-    """(MED predictions (C, n) int32, context classes (C, n) in [0, CONTEXTS)) of pixels ``at`` from their
-    causal neighbours on the canvases."""
+def predict(board: np.ndarray, at: Pixels, scheme: ContextScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(MED predictions (C, n) int32, activities (C, n), texture patterns (C, n)) of pixels ``at`` from
+    their causal neighbours on the canvases (C planes, then C error planes when ``scheme.errors``)."""
     tiles, rows, cols = at
     r, c = rows + TOP, cols + LEFT
 
     def neighbour(dr: int, dc: int) -> np.ndarray:
         return board[tiles, :, r + dr, c + dc].T.astype(np.int32)
 
-    w, n, nw, ne, ww, nn = (neighbour(*d) for d in ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0)))
+    near = [neighbour(*d) for d in ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0))]
+    planes = len(near[0]) // 2 if scheme.errors else len(near[0])
+    w, n, nw, ne, ww, nn = (values[:planes] for values in near)
+    activity = np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne) + (np.abs(w - ww) + np.abs(n - nn)) // 2
+    if scheme.errors:
+        activity += sum(values[planes:] for values in near)
     high, low = np.maximum(w, n), np.minimum(w, n)
     prediction = np.where(nw >= high, low, np.where(nw <= low, high, w + n - nw))
-    activity = (np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne)
-                + (np.abs(w - ww) + np.abs(n - nn)) // 2)
-    level = np.searchsorted(ACTIVITY_EDGES, activity, side="right")
     texture = (_sign3(n - nw) * 3 + _sign3(w - nw)) * 3 + _sign3(ne - n)
-    return prediction, level * TEXTURE_LEVELS + texture
+    return prediction, activity, texture
+
+
+def coding_canvas(planes: np.ndarray, scheme: ContextScheme) -> np.ndarray:
+    """The filled canvas of fully known planes (C, H, W) as a coder sees it: the planes, and for
+    ``scheme.errors`` their |MED errors| as C more planes."""
+    board = filled_canvas(planes)
+    if not scheme.errors:
+        return board
+    _, h, w = planes.shape
+    rows, cols = np.divmod(np.arange(h * w), w)
+    prediction, _, _ = predict(board[None], (np.zeros_like(rows), rows, cols), SCHEMES["gradients"])
+    errors = np.abs(planes.reshape(len(planes), -1) - prediction).reshape(planes.shape)
+    return filled_canvas(np.concatenate([planes, errors]))
 
 
 def _sign3(d: np.ndarray) -> np.ndarray:
