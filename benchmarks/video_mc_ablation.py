@@ -40,7 +40,7 @@ from neuralcodec.media.video import open_video  # noqa: E402
 
 def motion_share(model: str, frames: list[np.ndarray], info, gop: int, quality: float) -> dict:
     """Bytes of the motion fields and of the whole streams at ``quality``."""
-    codec = load_codec(model, "video-mc")
+    codec = load_codec(model)
     payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True)
     level = codec.intra.level_of(quality)
     weight = MOTION_RATE_WEIGHT / lambda_at(codec.intra.image.config.lambdas, level) ** 0.5
@@ -58,7 +58,7 @@ def motion_share(model: str, frames: list[np.ndarray], info, gop: int, quality: 
 
 def _untrained_residual(model: str, path: Path) -> Path:
     """``model`` with its residual coder replaced by a copy of its image model (the fine-tuning's start)."""
-    codec = load_codec(model, "video-mc")
+    codec = load_codec(model)
     image = codec.model.image
     export_mc_model(MotionCompensatedVideoModel(codec.model.config, image, copy.deepcopy(image)), path,
                     f"{codec.model_id}-untrained")

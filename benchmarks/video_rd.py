@@ -1,21 +1,21 @@
-"""Video rate-distortion: the spatiotemporal codec against x264/x265 and frame-by-frame image coding.
+"""Video rate-distortion: our video models against x264/x265 and frame-by-frame image coding.
 
 On each evaluation sequence (never trained on): BasketballPass (416x240, 100 frames, 50 fps), Foreman
 QCIF (10 frames) and Cisco 2-people (320x192, 9 frames), all at the same group of pictures:
 
-- ``video-st``: the shipped video model at each quality level;
-- ``image frame-by-frame``: the same autoencoder coding every frame as an I-frame (the video codec at
-  GOP 1; identical reconstructions, so the rate difference is the spatiotemporal entropy model's);
+- each video model given (``--models``; the first is the subject every BD-rate is of) at each quality;
+- ``image frame-by-frame``: the first model at GOP 1 (every frame an I-frame: the all-intra curve);
 - x264 and x265, presets medium and veryslow, CRF sweep, yuv420p converted by ffmpeg from the same RGB
   frames, PSNR and MS-SSIM measured in RGB on our side.
 
 Rates are the whole .ncd file (header included) for our codecs and the raw bitstream for x26x, in bits
-per pixel (over all frames). BD-rates (PCHIP) of video-st against each, on mean per-frame PSNR and
+per pixel (over all frames). BD-rates (PCHIP) of the first model against each, on mean per-frame PSNR and
 MS-SSIM. Writes OUT/video_rd.json, OUT/video_rd.md and one PSNR plot per sequence.
 
-    python benchmarks/video_rd.py --out benchmarks/results/video [--model video-st-vr9-n96]
+    python benchmarks/video_rd.py --out benchmarks/results/video-mc [--models video-mc-vr9c,video-st-vr9-n96]
+        [--qualities 1,2,3] [--frames N] [--gop 10] [--no-frame-by-frame]
 
-Ablations and training-data variants: ``benchmarks/video_ablation.py``.
+Ablations: ``benchmarks/video_ablation.py`` (video-st), ``benchmarks/video_mc_ablation.py`` (video-mc).
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ def _distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict[str
             "ms_ssim": None if small else float(np.mean([ms_ssim(a, b) for a, b in zip(frames, decoded)]))}
 
 
-def learned_curve(model: str | None, frames: list[np.ndarray], info, gop: int, decode: bool = True,
+def learned_curve(model: str, frames: list[np.ndarray], info, gop: int, decode: bool = True,
                   adaptive_intra: bool = True, qualities: list[float] | None = None) -> list[dict]:
     """Our codec at every quality level of its model: whole-file bpp, distortion, and (with ``decode``) a check that decoding
     is bit-exact; without it, distortion is measured on the encoder's reconstructions. ``adaptive_intra``: as
     ``codec encode`` does, code a P-frame position as an I-frame when that is smaller."""
-    codec = load_codec(model, "video-st")
+    codec = load_codec(model)
     points = []
     for quality in qualities or [float(q) for q in range(1, codec.intra.levels + 1)]:
         payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True,
@@ -89,9 +89,9 @@ def classical_curve(name: str, frames: list[np.ndarray], fps: Fraction, gop: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--models", default=None,
+    parser.add_argument("--models", default="video-mc-vr9c,video-st-vr9-n96",
                         help="comma-separated video model ids or .safetensors; the first is the one measured against "
-                             "every other curve (default: the shipped default video model)")
+                             "every other curve")
     parser.add_argument("--gop", type=int, default=10)
     parser.add_argument("--frames", type=int, default=None, help="code only the first N frames of each sequence")
     parser.add_argument("--qualities", default=None, help="comma-separated qualities (default: every level)")
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    models = args.models.split(",") if args.models else [None]
+    models = args.models.split(",")
     qualities = [float(q) for q in args.qualities.split(",")] if args.qualities else None
     results = {}
     for name in tqdm(args.sequences.split(","), desc="sequences"):
@@ -133,12 +133,8 @@ def main() -> None:
     print(_markdown(results))
 
 
-def _label(model: str | None) -> str:
-    """A curve's name: the model id (a weights file's stem), or the default video model's id."""
-    if model is None:
-        from neuralcodec.pretrained import default_model
-
-        return default_model("video-st").model_id
+def _label(model: str) -> str:
+    """A curve's name: the model id, or a weights file's stem."""
     return Path(model).stem if model.endswith(".safetensors") else model
 
 

@@ -39,7 +39,7 @@ EPILOG = """examples:
   codec encode t10k-images-idx3-ubyte.gz test.ncd && codec decode test.ncd restored-idx3-ubyte.gz
   codec train lossless-pc --data train-images-idx3-ubyte.gz --out runs/my-pc --hidden 32
   codec encode clip.y4m clip.ncd --quality 3 --gop 10 && codec decode clip.ncd decoded.y4m
-  codec train video-st --data clips/ --synthetic-from photos/ --out runs/my-video --steps 4000
+  codec train video-mc --data clips/ --synthetic-from photos/ --out runs/my-video --steps 1000
   codec eval --codecs jpeg,webp,avif,hevc,hyperprior --data kodak/ --out results/kodak
   codec import-compressai checkpoint.pth.tar --arch mbt2018-mean --out mine.safetensors
 """

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from neuralcodec.cli import main
-from neuralcodec.codecs.video.mc_codec import MotionCompensatedVideoCodec
+from neuralcodec.codecs.image.refinement import lambda_at
+from neuralcodec.codecs.video.mc_codec import MOTION_RATE_WEIGHT, MotionCompensatedVideoCodec
 from neuralcodec.codecs.video.mc_export import export_mc_model
 from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
 from neuralcodec.codecs.video.motion import (
@@ -132,7 +133,8 @@ def test_p_frame_is_the_motion_compensated_prediction_plus_the_residual(tiny_wei
     payload, stats = codec.encode_frames(frames, VideoInfo(70, 50, Fraction(25), 3), gop=3,
                                          keep_reconstructions=True, adaptive_intra=False)
     first, second, _ = stats["reconstructions"]
-    assert np.array_equal(second, predict(first, estimate_motion(first, frames[1])))
+    lmbda = lambda_at(codec.intra.image.config.lambdas, codec.intra.level_of(None))
+    assert np.array_equal(second, predict(first, estimate_motion(first, frames[1], MOTION_RATE_WEIGHT / lmbda**0.5)))
 
 
 def test_corrupt_p_frame_is_a_clear_error(mc_weights: Path):
@@ -186,3 +188,28 @@ def test_training_cli_makes_residual_samples_and_a_working_model(tiny_weights: P
     payload, stats = codec.encode_frames(_sliding(3), VideoInfo(70, 50, Fraction(25), 3), gop=3,
                                          keep_reconstructions=True)
     assert all(np.array_equal(a, b) for a, b in zip(codec.decode_frames(payload), stats["reconstructions"]))
+
+
+def test_videos_go_to_the_motion_compensated_codec_by_default(tmp_path: Path):
+    from neuralcodec.codecs.registry import family_for_input
+    from neuralcodec.pretrained import default_model
+
+    source = tmp_path / "clip.y4m"
+    with open_video_writer(source, VideoInfo(70, 50, Fraction(25))) as writer:
+        writer.write(_sliding(1)[0])
+    assert family_for_input(source).name == "video-mc"
+    assert default_model("video-mc").model_id == "video-mc-vr9c"
+
+
+def test_decoding_does_not_depend_on_the_thread_count(mc_weights: Path):
+    codec = _codec(mc_weights)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        payload, stats = codec.encode_frames(_sliding(4, 64, 96), VideoInfo(96, 64, Fraction(25), 4), gop=4,
+                                             keep_reconstructions=True)
+        torch.set_num_threads(1)
+        decoded = list(codec.decode_frames(payload))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, stats["reconstructions"]))

@@ -20,8 +20,8 @@ from neuralcodec.pretrained import LoadedWeights, default_model, is_retired, loa
 
 FAMILIES: list[Family] = [
     IMAGE,
-    VIDEO,
     VIDEO_MC,
+    VIDEO,
     LOSSLESS,
     LOSSLESS_IMAGE,
 ]

@@ -89,7 +89,7 @@ class MotionCompensatedVideoCodec(SequenceCodec):
     # ------------------------------------------------------------------ frames
     def _intra_frame(self, frame: np.ndarray, level: float) -> FrameCoding:
         height, width = frame.shape[:2]
-        x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(frame.astype(np.float32)).permute(2, 0, 1)[None] / 255
         encoder = SymbolEncoder()
         y_hat, crc = self.intra.encode_latent(self.intra.analyze(x, level), level, encoder)
         decoded = _pixels(255 * self._intra_synthesis(y_hat, level, height, width).clamp(0, 1))
