@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,18 +45,32 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace, config: "TrainConfig") -> None:
     from neuralcodec.codecs.video.export import export_video_model
     from neuralcodec.codecs.video.training import train_video
-    from neuralcodec.pretrained import default_model, names_weights_file
-
-    image_model = args.init_from or default_model("image-hyperprior").model_id
+    image_model = image_model_of(args)
     model = train_video(config, image_model, clips_root=args.data,
                         photos_root=args.synthetic_from, synthetic_count=args.synthetic_clips, length=args.clip_length,
                         crop=args.crop, hidden=args.prior_width, temporal=not args.no_temporal,
                         spatial=not args.no_spatial, val_fraction=args.val_fraction)
-    shipped = not names_weights_file(image_model)  # train_video loaded it, so it is a shipped id
+    export_naming_image(args, image_model, lambda path, model_id, image_id: export_video_model(model, path, model_id,
+                                                                                                image_id))
+
+
+def image_model_of(args: argparse.Namespace) -> str:
+    """The image model a video trainer builds on: ``--init-from``, else the shipped default image model."""
+    from neuralcodec.pretrained import default_model
+
+    return args.init_from or default_model("image-hyperprior").model_id
+
+
+def export_naming_image(args: argparse.Namespace, image_model: str,
+                        export: Callable[[Path, str, str | None], object]) -> None:
+    """Export a trained video model with ``export(path, model_id, image_model_id)``; the id is given (and the
+    weights name the image model instead of copying it) when ``image_model`` is a shipped model."""
+    from neuralcodec.pretrained import names_weights_file
+
+    shipped = not names_weights_file(image_model)  # the trainer loaded it, so it is a shipped id
     note = f" (the weights name the shipped image model {image_model!r} instead of holding a copy)" if shipped else ""
-    export_from_rank_zero(
-        args, lambda path, model_id: export_video_model(model, path, model_id, image_model if shipped else None),
-        "codec encode VIDEO OUT.ncd --model {path}", note)
+    export_from_rank_zero(args, lambda path, model_id: export(path, model_id, image_model if shipped else None),
+                          "codec encode VIDEO OUT.ncd --model {path}", note)
 
 
 TRAINER = Trainer(

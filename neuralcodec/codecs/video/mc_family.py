@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuralcodec.codecs.base import Family
-from neuralcodec.codecs.video.family import sniff
+from neuralcodec.codecs.video.family import export_naming_image, image_model_of, sniff
 from neuralcodec.codecs.video.header import check_header
 from neuralcodec.codecs.video.options import VideoOptions
-from neuralcodec.train.arguments import TrainDefaults, Trainer, export_from_rank_zero
+from neuralcodec.train.arguments import TrainDefaults, Trainer
 
 if TYPE_CHECKING:
     from neuralcodec.train.loop import TrainConfig
@@ -34,19 +34,15 @@ def _train(args: argparse.Namespace, config: "TrainConfig") -> None:
     from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
     from neuralcodec.codecs.video.residual_training import train_residual_coder
     from neuralcodec.codecs.video.training import frozen_image_model
-    from neuralcodec.pretrained import default_model, names_weights_file
 
-    image_model = args.init_from or default_model("image-hyperprior").model_id
+    image_model = image_model_of(args)
     residual = train_residual_coder(config, image_model, clips_root=args.data, photos_root=args.synthetic_from,
                                     synthetic_count=args.synthetic_pairs, crop=args.crop,
                                     crops_per_window=args.crops_per_window, val_fraction=args.val_fraction)
     image = frozen_image_model(image_model)
     model = MotionCompensatedVideoModel(MotionCompensatedConfig(image.config), image, residual)
-    shipped = not names_weights_file(image_model)
-    note = f" (the weights name the shipped image model {image_model!r} instead of holding a copy)" if shipped else ""
-    export_from_rank_zero(
-        args, lambda path, model_id: export_mc_model(model, path, model_id, image_model if shipped else None),
-        "codec encode VIDEO OUT.ncd --model {path}", note)
+    export_naming_image(args, image_model, lambda path, model_id, image_id: export_mc_model(model, path, model_id,
+                                                                                             image_id))
 
 
 TRAINER = Trainer(
