@@ -92,12 +92,13 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         x = torch.from_numpy(frame.astype(np.float32)).permute(2, 0, 1)[None] / 255
         encoder = SymbolEncoder()
         y_hat, crc = self.intra.encode_latent(self.intra.analyze(x, level), level, encoder)
-        decoded = _pixels(255 * self._intra_synthesis(y_hat, level, height, width).clamp(0, 1))
+        decoded = self._intra_pixels(y_hat, level, height, width)
         return FrameCoding(encoder.finish(), decoded, decoded, crc, True)
 
-    def _predicted_frame(self, frame: np.ndarray, reference: np.ndarray, level: float) -> FrameCoding:
-        height, width = frame.shape[:2]
-        lmbda = lambda_at(self.intra.image.config.lambdas, level)
+    def _intra_pixels(self, y_hat: torch.Tensor, level: float, height: int, width: int) -> np.ndarray:
+        return _pixels(255 * self._intra_synthesis(y_hat, level, height, width).clamp(0, 1))
+
+    def _predicted_frame(self, frame: np.ndarray, reference: np.ndarray, level: float, lmbda: float) -> FrameCoding:
         motion = estimate_motion(reference, frame, MOTION_RATE_WEIGHT / lmbda**0.5)
         prediction = predict(reference, motion)
         residual = torch.from_numpy(frame.astype(np.float32) - prediction).permute(2, 0, 1)[None] / 255
@@ -119,11 +120,11 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         there is none or (``adaptive_intra``) when that has the lower rate-distortion cost."""
         if reference is None:
             return self._intra_frame(frame, level)
-        predicted = self._predicted_frame(frame, reference, level)
+        lmbda = lambda_at(self.intra.image.config.lambdas, level)
+        predicted = self._predicted_frame(frame, reference, level, lmbda)
         if not adaptive_intra or len(predicted.stream) <= INTRA_TRY_SHARE * last_intra_bytes:
             return predicted
         intra = self._intra_frame(frame, level)
-        lmbda = lambda_at(self.intra.image.config.lambdas, level)
         pixels = frame.shape[0] * frame.shape[1]
 
         def cost(coding: FrameCoding) -> float:
@@ -139,7 +140,7 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         ``reference`` is None, else a P-frame predicted from it."""
         if reference is None:
             y_hat = self.intra.decode_latent(height, width, level, decoder, index_crc)
-            frame = _pixels(255 * self._intra_synthesis(y_hat, level, height, width).clamp(0, 1))
+            frame = self._intra_pixels(y_hat, level, height, width)
         else:
             motion = decode_motion(*field_shape(height, width), decoder)
             y_hat = self.residual.decode_latent(height, width, level, decoder, index_crc)

@@ -51,14 +51,20 @@ def predict(reference: np.ndarray, motion: np.ndarray) -> np.ndarray:
     vectors = np.repeat(np.repeat(motion.astype(np.int64), BLOCK, axis=0), BLOCK, axis=1)[:height, :width]
     ys = 2 * np.arange(height, dtype=np.int64)[:, None] + vectors[..., 0]
     xs = 2 * np.arange(width, dtype=np.int64)[None, :] + vectors[..., 1]
-    fy, fx = (ys & 1)[..., None], (xs & 1)[..., None]
-    y0, x0 = ys >> 1, xs >> 1
-    y1, x1 = np.clip(y0 + fy[..., 0], 0, height - 1), np.clip(x0 + fx[..., 0], 0, width - 1)
+    return _interpolated(reference.astype(np.int32), ys, xs).astype(np.uint8)
+
+
+def _interpolated(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The integer image (H, W) or (H, W, C) read at half-pixel coordinates ``ys``, ``xs`` (broadcastable
+    integer arrays): the rounded bilinear mean of the neighbours, edges replicated."""
+    height, width = image.shape[:2]
+    fy, fx, y0, x0 = ys & 1, xs & 1, ys >> 1, xs >> 1
+    y1, x1 = np.clip(y0 + fy, 0, height - 1), np.clip(x0 + fx, 0, width - 1)
     y0, x0 = np.clip(y0, 0, height - 1), np.clip(x0, 0, width - 1)
-    ref = reference.astype(np.int32)
-    total = (ref[y0, x0] * ((2 - fx) * (2 - fy)) + ref[y0, x1] * (fx * (2 - fy))
-             + ref[y1, x0] * ((2 - fx) * fy) + ref[y1, x1] * (fx * fy) + 2) >> 2
-    return total.astype(np.uint8)
+    if image.ndim == 3:
+        fy, fx = fy[..., None], fx[..., None]
+    return (image[y0, x0] * ((2 - fx) * (2 - fy)) + image[y0, x1] * (fx * (2 - fy))
+            + image[y1, x0] * ((2 - fx) * fy) + image[y1, x1] * (fx * fy) + 2) >> 2
 
 
 # ----------------------------------------------------------------------------- estimation
@@ -127,11 +133,7 @@ def _block_sad_at(current: np.ndarray, reference: np.ndarray, row: int, column: 
     top, left = row * BLOCK, column * BLOCK
     ys = 2 * np.arange(top, min(top + BLOCK, height))[:, None] + int(vector[0])
     xs = 2 * np.arange(left, min(left + BLOCK, width))[None, :] + int(vector[1])
-    fy, fx, y0, x0 = ys & 1, xs & 1, ys >> 1, xs >> 1
-    y1, x1 = np.clip(y0 + fy, 0, height - 1), np.clip(x0 + fx, 0, width - 1)
-    y0, x0 = np.clip(y0, 0, height - 1), np.clip(x0, 0, width - 1)
-    predicted = (reference[y0, x0] * ((2 - fx) * (2 - fy)) + reference[y0, x1] * (fx * (2 - fy))
-                 + reference[y1, x0] * ((2 - fx) * fy) + reference[y1, x1] * (fx * fy) + 2) >> 2
+    predicted = _interpolated(reference, ys, xs)
     return int(np.abs(current[top:top + BLOCK, left:left + BLOCK] - predicted).sum())
 
 
@@ -142,9 +144,7 @@ def _merged(current: np.ndarray, reference: np.ndarray, field: np.ndarray, margi
     rows, columns = field.shape[:2]
     for row in range(rows):
         for column in range(columns):
-            r, c = np.array([row]), np.array([column])
-            prediction = np.median(np.stack([_neighbour(merged, r, c, dr, dc)
-                                             for dr, dc in ((0, -1), (-1, 0), (-1, 1))]), axis=0)[0].astype(np.int64)
+            prediction = _median_prediction(merged, np.array([row]), np.array([column]))[0]
             own = merged[row, column]
             if (prediction != own).any() and _block_sad_at(current, reference, row, column, prediction) \
                     <= _block_sad_at(current, reference, row, column, own) + margin:
@@ -188,11 +188,16 @@ def _neighbour(field: np.ndarray, rows: np.ndarray, columns: np.ndarray, dr: int
     return values
 
 
+def _median_prediction(field: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The component-wise median of the left, top and top-right vectors of the blocks at (rows, columns)."""
+    neighbours = [_neighbour(field, rows, columns, dr, dc) for dr, dc in ((0, -1), (-1, 0), (-1, 1))]
+    return np.median(np.stack(neighbours), axis=0).astype(np.int64)
+
+
 def _context(field: np.ndarray, errors: np.ndarray, rows: np.ndarray,
              columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(median predictions, Laplace scales) of the blocks at (rows, columns), from decoded neighbours."""
-    left, top, top_right = (_neighbour(field, rows, columns, dr, dc) for dr, dc in ((0, -1), (-1, 0), (-1, 1)))
-    prediction = np.median(np.stack([left, top, top_right]), axis=0).astype(np.int64)
+    prediction = _median_prediction(field, rows, columns)
     activity = _neighbour(errors, rows, columns, 0, -1) + _neighbour(errors, rows, columns, -1, 0)
     return prediction, _SCALES[np.minimum(activity, len(_SCALES) - 1)]
 

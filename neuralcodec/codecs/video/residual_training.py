@@ -12,6 +12,7 @@ level: the P-frame's distortion is exactly the residual's, since the prediction 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def train_residual_coder(config: TrainConfig, init_from: str | Path, clips_root:
     rows = torch.cat(parts)
     order = torch.from_numpy(np.random.default_rng(config.seed).permutation(len(rows)))
     held_out = int(round(len(rows) * val_fraction))
-    model = frozen_image_model(init_from)
+    model = copy.deepcopy(reference_model)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     train_set = TensorDataset(rows[order[held_out:]])
