@@ -76,7 +76,8 @@ CASES: list[dict] = [
     {"name": "lossless-image-h64-gray", "input": "gray-77x53.png", "model": "lossless-image-h64", "args": {"lossless": True}, "decoded": "image"},
     # video: 5 frames, the API's GOP (10): frame 0 is an I-frame, frames 1-4 P-frames
     {"name": "video-st-q5", "input": "clip-64x48.y4m", "model": "video-st-vr9-n96", "args": {"quality": 5}, "decoded": "video"},
-    # motion-compensated video: the same clip, frames 1-4 as block motion plus a coded residual
+    # motion-compensated video: the same clip, frames 1-4 as block motion plus a coded residual, the I-frame
+    # at its own gain level (intra_level; the legacy case video-mc-q4-v1 has none)
     {"name": "video-mc-q4", "input": "clip-64x48.y4m", "model": "video-mc-vr9c", "args": {"quality": 4}, "decoded": "video"},
 ]
 

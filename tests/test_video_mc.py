@@ -137,6 +137,26 @@ def test_p_frame_is_the_motion_compensated_prediction_plus_the_residual(tiny_wei
     assert np.array_equal(second, predict(first, estimate_motion(first, frames[1], MOTION_RATE_WEIGHT / lmbda**0.5)))
 
 
+def test_i_frames_are_coded_at_a_higher_level_that_the_file_records(mc_weights: Path):
+    codec = _codec(mc_weights)  # two levels: quality 1 is level 0, its I-frames go to level min(0 + boost, 1)
+    frames = _sliding(3)
+    payload, stats = codec.encode_frames(frames, VideoInfo(70, 50, Fraction(25), 3), quality=1, gop=3,
+                                         keep_reconstructions=True, adaptive_intra=False)
+    assert payload.metadata["level"] == 0.0 and payload.metadata["intra_level"] == 1.0
+    _, image_reconstruction, _ = codec.intra.compress(torch.from_numpy(frames[0]).permute(2, 0, 1)[None] / 255.0,
+                                                      quality=2)
+    assert np.abs(stats["reconstructions"][0].astype(int)
+                  - np.rint(255 * image_reconstruction[0].permute(1, 2, 0).numpy())).max() <= 1
+    assert [f.tobytes() for f in codec.decode_frames(payload)] == [f.tobytes() for f in stats["reconstructions"]]
+    # at the top level there is nothing to add: the key is left out, as in files of earlier versions
+    top, _ = codec.encode_frames(frames[:1], VideoInfo(70, 50, Fraction(25), 1), quality=2, gop=3)
+    assert "intra_level" not in top.metadata
+    for bad in (2.0, -1.0, "1", None):
+        crafted = dataclasses.replace(payload, metadata={**payload.metadata, "intra_level": bad})
+        with pytest.raises(CorruptFileError, match="gain level"):
+            list(codec.decode_frames(crafted))
+
+
 def test_corrupt_p_frame_is_a_clear_error(mc_weights: Path):
     codec = _codec(mc_weights)
     payload, _ = codec.encode_frames(_sliding(3), VideoInfo(70, 50, Fraction(25), 3), gop=3, adaptive_intra=False)

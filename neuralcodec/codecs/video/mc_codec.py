@@ -12,12 +12,14 @@ the entropy parameters take the image codec's float64 path with snapped means an
 scale indexes per frame. A decoder then rebuilds the encoder's frames bit for bit (a float64 rounding
 difference would have to straddle a half-integer to change a pixel).
 
-Rate control per frame: a P-frame position is coded as an I-frame instead when that has the lower
-rate-distortion cost ``bits/pixel + λ·255²·MSE`` at the file's level (scene cuts). The I-frame is only
-tried when the P-frame costs more than ``INTRA_TRY_SHARE`` of the last I-frame's bits.
+Rate control per frame: I-frames are coded ``INTRA_LEVEL_BOOST`` gain levels above the file's level
+(the file's ``intra_level``; files without it code them at ``level``). A P-frame position is coded as an
+I-frame instead when that has the lower rate-distortion cost ``bits/pixel + λ·255²·MSE`` at the file's
+level (scene cuts). The I-frame is only tried when the P-frame costs more than ``INTRA_TRY_SHARE`` of the
+last I-frame's bits.
 
 File layout (.ncd): metadata as the ``video-st`` codec's (``height``, ``width``, ``level``, ``gop``,
-``frames``, ``fps_num``/``fps_den``, ``frame_bytes``, ``index_crc``, ``intra_frames``); one section
+``frames``, ``fps_num``/``fps_den``, ``frame_bytes``, ``index_crc``, ``intra_frames``, ``intra_level``); one section
 ``frames`` holding the streams back to back.
 """
 
@@ -36,13 +38,16 @@ from neuralcodec.codecs.image.model import ImageHyperprior
 from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
 from neuralcodec.codecs.video.motion import decode_motion, encode_motion, estimate_motion, field_shape, predict
-from neuralcodec.codecs.video.sequence import FrameCoding, SequenceCodec
+from neuralcodec.codecs.video.sequence import FrameCoding, FrameLevels, SequenceCodec
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.pretrained import LoadedWeights
 
 MOTION_RATE_WEIGHT = 0.68
 """Motion estimation trades prediction error for cheaper vectors with ``rate_weight = this / sqrt(λ)``
 (16 at quality 4): measured best on BasketballPass frames 1-2 (of rates 2, 4, 7, 9) with a step-250 model."""
+INTRA_LEVEL_BOOST = 1.5
+"""I-frames are coded this many gain levels above the P-frames (λ x 2.8): the best of 0/1/1.5/2 on the six
+Vimeo training clips (``benchmarks/video_mc_intra_level.py``: BD-rate -3.9% against 0)."""
 INTRA_TRY_SHARE = 0.5
 """A P-frame whose stream exceeds this share of the last I-frame's is also tried as an I-frame."""
 
@@ -69,6 +74,7 @@ class MotionCompensatedVideoCodec(SequenceCodec):
     """Encode/decode videos with a :class:`MotionCompensatedVideoModel`."""
 
     name: ClassVar[str] = "video-mc"
+    intra_level_boost: ClassVar[float] = INTRA_LEVEL_BOOST
 
     def __init__(self, model: MotionCompensatedVideoModel, model_id: str, weights_hash: bytes,
                  device: str = "cpu") -> None:
@@ -114,17 +120,17 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         return _pixels(torch.from_numpy(prediction.astype(np.float64)).permute(2, 0, 1)[None] + residual)
 
     @torch.no_grad()
-    def code_frame(self, frame: np.ndarray, reference: np.ndarray | None, level: float, adaptive_intra: bool,
+    def code_frame(self, frame: np.ndarray, reference: np.ndarray | None, levels: FrameLevels, adaptive_intra: bool,
                    last_intra_bytes: int) -> FrameCoding:
         """Code ``frame`` as a P-frame from ``reference`` (the previous decoded frame), or as an I-frame when
         there is none or (``adaptive_intra``) when that has the lower rate-distortion cost."""
         if reference is None:
-            return self._intra_frame(frame, level)
-        lmbda = lambda_at(self.intra.image.config.lambdas, level)
-        predicted = self._predicted_frame(frame, reference, level, lmbda)
+            return self._intra_frame(frame, levels.intra)
+        lmbda = lambda_at(self.intra.image.config.lambdas, levels.predicted)
+        predicted = self._predicted_frame(frame, reference, levels.predicted, lmbda)
         if not adaptive_intra or len(predicted.stream) <= INTRA_TRY_SHARE * last_intra_bytes:
             return predicted
-        intra = self._intra_frame(frame, level)
+        intra = self._intra_frame(frame, levels.intra)
         pixels = frame.shape[0] * frame.shape[1]
 
         def cost(coding: FrameCoding) -> float:
@@ -135,14 +141,14 @@ class MotionCompensatedVideoCodec(SequenceCodec):
 
     @torch.no_grad()
     def decode_frame(self, decoder: SymbolDecoder, reference: np.ndarray | None, height: int, width: int,
-                     level: float, index_crc: object) -> tuple[np.ndarray, np.ndarray]:
+                     levels: FrameLevels, index_crc: object) -> tuple[np.ndarray, np.ndarray]:
         """The frame coded in ``decoder`` (twice: it is the next frame's reference): an I-frame when
         ``reference`` is None, else a P-frame predicted from it."""
         if reference is None:
-            y_hat = self.intra.decode_latent(height, width, level, decoder, index_crc)
-            frame = self._intra_pixels(y_hat, level, height, width)
+            y_hat = self.intra.decode_latent(height, width, levels.intra, decoder, index_crc)
+            frame = self._intra_pixels(y_hat, levels.intra, height, width)
         else:
             motion = decode_motion(*field_shape(height, width), decoder)
-            y_hat = self.residual.decode_latent(height, width, level, decoder, index_crc)
-            frame = self._add_residual(predict(reference, motion), y_hat, level)
+            y_hat = self.residual.decode_latent(height, width, levels.predicted, decoder, index_crc)
+            frame = self._add_residual(predict(reference, motion), y_hat, levels.predicted)
         return frame, frame

@@ -6,8 +6,9 @@ decoded (:meth:`SequenceCodec.decode_frame`); the reference state is whatever th
 predicted from (a latent for ``video-st``, the decoded pixels for ``video-mc``), None at an I-frame.
 
 File metadata: ``height``, ``width``, ``level``, ``gop``, ``frames``, ``fps_num``/``fps_den``,
-``frame_bytes`` (list), ``index_crc`` (list) and ``intra_frames`` (indexes of frames coded as I-frames
-inside a group of pictures); one section ``frames`` holding the streams back to back.
+``frame_bytes`` (list), ``index_crc`` (list), ``intra_frames`` (indexes of frames coded as I-frames
+inside a group of pictures) and, when the I-frames are coded at another gain level than the P-frames,
+``intra_level``; one section ``frames`` holding the streams back to back.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.limits import DEFAULT_MAX_FRAMES, Limits
 from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
 from neuralcodec.metrics import psnr
+
+
+@dataclass(frozen=True)
+class FrameLevels:
+    """The gain levels of a file's frames: ``predicted`` for P-frames (the file's ``level``), ``intra`` for
+    I-frames (its ``intra_level``; by default the same)."""
+
+    predicted: float
+    intra: float
 
 
 @dataclass
@@ -76,6 +86,9 @@ class SequenceCodec:
     :meth:`decode_frame`."""
 
     name: ClassVar[str]
+    intra_level_boost: ClassVar[float] = 0.0
+    """Gain levels the encoder adds for I-frames (capped at the top level): a better reference makes the
+    P-frames that follow it cheaper."""
 
     def __init__(self, model_id: str, weights_hash: bytes, intra: ImageHyperpriorCodec) -> None:
         self.model_id = model_id
@@ -84,7 +97,7 @@ class SequenceCodec:
         """The I-frame codec (its levels are the video codec's)."""
 
     # ------------------------------------------------------------------ one frame
-    def code_frame(self, frame: np.ndarray, reference: object | None, level: float, adaptive_intra: bool,
+    def code_frame(self, frame: np.ndarray, reference: object | None, levels: FrameLevels, adaptive_intra: bool,
                    last_intra_bytes: int) -> FrameCoding:
         """Code the (H, W, 3) uint8 ``frame`` given the previous frame's reference state (None: as an
         I-frame); with ``adaptive_intra`` an I-frame may be chosen anyway (``last_intra_bytes``: the size
@@ -92,7 +105,7 @@ class SequenceCodec:
         raise NotImplementedError
 
     def decode_frame(self, decoder: SymbolDecoder, reference: object | None, height: int, width: int,
-                     level: float, index_crc: object) -> tuple[object, np.ndarray]:
+                     levels: FrameLevels, index_crc: object) -> tuple[object, np.ndarray]:
         """Inverse of :meth:`code_frame`: (reference state, decoded (H, W, 3) uint8 frame)."""
         raise NotImplementedError
 
@@ -109,6 +122,7 @@ class SequenceCodec:
         if gop < 1:
             raise InputError(f"the group of pictures must be at least 1 frame, got {gop}")
         level = self.intra.level_of(quality)
+        levels = FrameLevels(level, min(level + self.intra_level_boost, self.intra.levels - 1.0))
         codings: list[FrameCoding] = []
         psnrs, hashes, reconstructions = [], [], []
         reference: object | None = None
@@ -120,7 +134,7 @@ class SequenceCodec:
                 raise Limits(max_frames=min(max_frames, MAX_FRAMES)).exceeded(
                     "the video's frame count", index + 1, "max_frames")
             frame = np.ascontiguousarray(frame, dtype=np.uint8)
-            coding = self.code_frame(frame, reference if index % gop else None, level, adaptive_intra,
+            coding = self.code_frame(frame, reference if index % gop else None, levels, adaptive_intra,
                                      last_intra_bytes)
             if coding.intra:
                 last_intra_bytes = len(coding.stream)
@@ -141,7 +155,8 @@ class SequenceCodec:
             metadata={"height": info.height, "width": info.width, "level": level, "gop": gop,
                       "frames": len(codings), "fps_num": fps.numerator, "fps_den": fps.denominator,
                       "frame_bytes": sizes, "index_crc": [c.index_crc for c in codings],
-                      "intra_frames": extra_intra},
+                      "intra_frames": extra_intra,
+                      **({"intra_level": levels.intra} if levels.intra != level else {})},
             sections={"frames": b"".join(c.stream for c in codings)},
         )
         stats = {"frame_bytes": sizes, "intra_frames": extra_intra, "psnr": psnrs, "sha256": hashes,
@@ -153,6 +168,7 @@ class SequenceCodec:
         meta = payload.metadata
         info, gop = video_info(payload, limits), positive_int_field(meta, "gop")
         level = self.intra.check_level(meta.get("level"))
+        levels = FrameLevels(level, self.intra.check_level(meta.get("intra_level", level)))
         index = frame_index(payload, info.frames, gop)
         data = payload.sections["frames"]
         reference: object | None = None
@@ -160,7 +176,7 @@ class SequenceCodec:
             try:
                 decoder = SymbolDecoder(data[index.offsets[number]:index.offsets[number + 1]])
                 reference, frame = self.decode_frame(decoder, None if number in index.intra else reference,
-                                                     info.height, info.width, level, index.crcs[number])
+                                                     info.height, info.width, levels, index.crcs[number])
                 decoder.assert_exhausted()
             except EntropyCodingError as error:
                 raise CorruptFileError(f"frame {number} of the bitstream is corrupt: {error}") from error
