@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from neuralcodec.codecs.registry import load_codec
+from neuralcodec.codecs.video.sequence import SequenceCodec
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.media.images import list_images
 from neuralcodec.media.video import VideoInfo, open_video
@@ -37,18 +38,17 @@ def training_clips(root: Path) -> list[list[np.ndarray]]:
     return clips
 
 
-def boost_curve(model: str, boost: float, clips: list[list[np.ndarray]], levels: list[float]) -> list[dict]:
+def boost_curve(codec: SequenceCodec, boost: float, clips: list[list[np.ndarray]], levels: list[float]) -> list[dict]:
     """(bpp, PSNR) of every clip coded as one group of pictures at each P-frame level, I-frames ``boost``
     levels higher."""
-    codec = load_codec(model)
     codec.intra_level_boost = boost
     points = []
     for level in levels:
         bits, pixels, psnrs = 0, 0, []
         for frames in clips:
             height, width = frames[0].shape[:2]
-            payload, stats = codec.encode_frames(frames, VideoInfo(width, height, Fraction(25), len(frames)),
-                                                 quality=level + 1, gop=len(frames))
+            _, stats = codec.encode_frames(frames, VideoInfo(width, height, Fraction(25), len(frames)),
+                                           quality=level + 1, gop=len(frames))
             bits += 8 * sum(stats["frame_bytes"])
             pixels += width * height * len(frames)
             psnrs += stats["psnr"]
@@ -68,7 +68,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clips = training_clips(args.clips)
     levels = [float(v) for v in args.levels.split(",")]
-    curves = {float(b): boost_curve(args.model, float(b), clips, levels)
+    codec = load_codec(args.model)
+    curves = {float(b): boost_curve(codec, float(b), clips, levels)
               for b in tqdm(args.boosts.split(","), desc="boosts")}
     anchor = curves[min(curves)]
     results = {"model": args.model, "clips": len(clips), "frames": sum(map(len, clips)), "levels": levels,

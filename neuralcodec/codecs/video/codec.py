@@ -130,9 +130,9 @@ class VideoCodec(SequenceCodec):
     def code_frame(self, frame: np.ndarray, reference: torch.Tensor | None, levels: FrameLevels, adaptive_intra: bool,
                    last_intra_bytes: int) -> FrameCoding:
         """Code a frame's latent as a P-frame given the previous decoded latent ``reference``, or as an
-        I-frame when there is none or (``adaptive_intra``) when that is smaller. Both choices quantize the
-        same latent (with other means; at one level), so they cost the same distortion on average and the
-        rate decides."""
+        I-frame when there is none or (``adaptive_intra``) when that is smaller. At equal P- and I-frame
+        levels both choices quantize the same latent (with other means), so they cost the same distortion
+        on average and the rate decides."""
         x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
         y = self.intra.analyze(x, levels.predicted)
         candidates = []
@@ -153,11 +153,10 @@ class VideoCodec(SequenceCodec):
     @torch.no_grad()
     def decode_frame(self, decoder: SymbolDecoder, reference: torch.Tensor | None, height: int, width: int,
                      levels: FrameLevels, index_crc: object) -> tuple[torch.Tensor, np.ndarray]:
+        level = levels.intra if reference is None else levels.predicted
         if reference is None:
-            level = levels.intra
             y_hat = self.intra.decode_latent(height, width, level, decoder, index_crc)
         else:
-            level = levels.predicted
             latent_shape = (1, self.config.image.m, padded_side(height) // ANALYSIS_STRIDE,
                             padded_side(width) // ANALYSIS_STRIDE)
             y_hat = self.decode_p_frame(latent_shape, reference, level, decoder, index_crc)

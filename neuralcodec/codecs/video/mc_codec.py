@@ -19,8 +19,8 @@ level (scene cuts). The I-frame is only tried when the P-frame costs more than `
 last I-frame's bits.
 
 File layout (.ncd): metadata as the ``video-st`` codec's (``height``, ``width``, ``level``, ``gop``,
-``frames``, ``fps_num``/``fps_den``, ``frame_bytes``, ``index_crc``, ``intra_frames``, ``intra_level``); one section
-``frames`` holding the streams back to back.
+``frames``, ``fps_num``/``fps_den``, ``frame_bytes``, ``index_crc``, ``intra_frames``, ``intra_level``);
+one section ``frames`` holding the streams back to back.
 """
 
 from __future__ import annotations
