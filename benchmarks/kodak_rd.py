@@ -1,4 +1,5 @@
-"""Kodak rate-distortion benchmark: every shipped image model against JPEG, WebP and AVIF (Pillow).
+"""Kodak rate-distortion benchmark: every shipped image model against classical codecs (JPEG, WebP and
+AVIF through Pillow by default; JPEG XL and HEVC-intra through ffmpeg with ``--classical``).
 
 For each learned model and quality it encodes the 24 Kodak images to real .ncd files (compact ones for
 models with a compact code, as ``codec encode`` writes them), decodes them,
@@ -6,7 +7,7 @@ checks that decoding is bit-exact to the encoder's reconstruction, and compares 
 model's own rate estimate (Σ −log2 p of the training-time likelihoods, noise-free). Classical codecs
 sweep their quality knob. Curves are averaged per quality point (mean bpp, mean PSNR-RGB, mean
 MS-SSIM), BD-rates are computed against each classical codec and against CompressAI's published
-bmshj2018-hyperprior points, and a plot, a JSON file and a Markdown table are written.
+bmshj2018-hyperprior and mbt2018 points, and a plot, a JSON file and a Markdown table are written.
 
     python benchmarks/kodak_rd.py --out benchmarks/results/kodak [--kodak ../shared/data/kodak] [--refine 10]
 """
@@ -31,6 +32,7 @@ from neuralcodec.pretrained import compact_models
 from neuralcodec.eval.adapters import refined_model_name
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.eval.classical import get_classical
+from neuralcodec.eval.ffmpeg_codecs import FFMPEG_CODECS
 from neuralcodec.metrics import ms_ssim, psnr
 from neuralcodec.eval.plots import plot_rd_curves
 from neuralcodec.eval.report import average_rows
@@ -41,6 +43,12 @@ from neuralcodec.train.losses import bits_per_pixel
 DEFAULT_KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 COMPRESSAI_BMSHJ2018_HYPERPRIOR = [(0.131, 27.58), (0.320, 30.97), (0.669, 34.53), (1.259, 38.58)]
 """Published Kodak points of CompressAI's bmshj2018-hyperprior (quoted in the issue)."""
+COMPRESSAI_MBT2018 = [(0.1105, 28.09), (0.1870, 29.65), (0.2877, 31.36), (0.4323, 33.09), (0.6388, 35.09),
+                      (0.8853, 36.99), (1.2004, 38.93), (1.5874, 40.64)]
+"""Published Kodak points of CompressAI's mbt2018 (mean-scale hyperprior + serial autoregressive context), its
+qualities 1-8 (CompressAI repository, results/image/kodak/compressai-mbt2018_mse_cpu.json)."""
+PUBLISHED = {"compressai-bmshj2018-hyperprior (published)": COMPRESSAI_BMSHJ2018_HYPERPRIOR,
+             "compressai-mbt2018 (published)": COMPRESSAI_MBT2018}
 CURVE_METRICS = ("bpp", "psnr", "ms_ssim", "estimated_bpp")
 
 
@@ -97,10 +105,11 @@ def earlier_models(path: Path, images: int, exclude: list[str]) -> dict:
 
 
 def evaluate_classical(name: str, images: list[np.ndarray]) -> dict:
-    """Per-knob averages and per-image rows of a Pillow codec."""
-    codec = get_classical(name)
-    if not codec.available():
-        return {"unavailable": codec.unavailable_reason()}
+    """Per-knob averages and per-image rows of a classical codec (Pillow's, or ffmpeg's JPEG XL / HEVC / AV1)."""
+    codec = FFMPEG_CODECS[name] if name in FFMPEG_CODECS else get_classical(name)
+    reason = codec.unavailable_reason()
+    if reason is not None:
+        return {"unavailable": reason}
     rows = []
     for quality in tqdm(codec.qualities, desc=name, unit="quality"):
         for index, rgb in enumerate(images):
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK, help="folder with the 24 Kodak PNGs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/kodak"))
-    parser.add_argument("--classical", default="jpeg,webp,avif", help="comma-separated Pillow codecs")
+    parser.add_argument("--classical", default="jpeg,webp,avif",
+                        help="comma-separated classical codecs (e.g. jpeg,webp,avif,jpegxl,hevc; see neuralcodec.eval.classical)")
     parser.add_argument("--qualities", default=None,
                         help="comma-separated learned-model qualities (default: every level of each model)")
     parser.add_argument("--models", default=None,
@@ -171,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.anchors_from is not None:
         results["codecs"].update(earlier_models(args.anchors_from, len(files), exclude=learned))
     anchors = {name: _points(r["curve"]) for name, r in results["codecs"].items() if name not in learned and "curve" in r}
-    anchors["compressai-bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
+    anchors.update(PUBLISHED)
     for model_id in learned:
         test = _points(results["codecs"][model_id]["curve"])
         results["bd_rate"][model_id] = {name: bd_rate_or_reason(anchor, test) for name, anchor in anchors.items()}
@@ -183,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "kodak_rd.json").write_text(json.dumps(results, indent=1))
     (args.out / "kodak_rd.md").write_text(_markdown(results))
     curves = {name: _points(r["curve"]) for name, r in results["codecs"].items() if "curve" in r}
-    curves["compressai bmshj2018-hyperprior (published)"] = COMPRESSAI_BMSHJ2018_HYPERPRIOR
+    curves.update(PUBLISHED)
     plot_rd_curves({k: [p for p in v if p[0] <= 2.0] for k, v in curves.items()}, args.out / "kodak_psnr.png",
                    title="Kodak (24 images): PSNR-RGB vs rate")
     plot_rd_curves({name: [p for p in _points(r["curve"], "ms_ssim") if p[0] <= 2.0]

@@ -219,3 +219,50 @@ def test_refinement_works_with_a_context_model(tiny_weights: Path, photo: np.nda
     lmbda = codec.image.config.lambdas[1]
     cost = lambda c: 8 * len(c.payload.sections["bits"]) + lmbda * 255**2 * (c.x_hat - x).pow(2).sum().item()  # noqa: E731
     assert cost(refined) <= cost(plain) + 1e-6
+
+
+def test_the_distortion_reaches_the_analysis_transform_straight_through_the_context_model(tiny_weights: Path,
+                                                                                          photo: np.ndarray):
+    model = _context_model(tiny_weights, VARIANTS["groups+checkerboard"]).train()
+    x = pad_to_multiple(_tensor(photo))[..., :64, :64]
+    out = model(x, 1.0)
+    torch.nn.functional.mse_loss(out["x_hat"], x).backward()
+    assert model.image.g_a[0].weight.grad is not None and model.image.g_a[0].weight.grad.abs().sum() > 0
+
+
+def test_image_hyperprior_training_fine_tunes_a_context_model_end_to_end(tiny_weights: Path, image_folder: Path,
+                                                                        tmp_path: Path, photo_png: Path,
+                                                                        capsys: pytest.CaptureFixture):
+    start = tmp_path / "ctx.safetensors"
+    export_image_hyperprior(_context_model(tiny_weights, VARIANTS["groups+checkerboard"]), start, "tiny-context")
+    out = tmp_path / "e2e"
+    args = ["train", "image-hyperprior", "--init-from", str(start), "--data", str(image_folder), "--out", str(out),
+            "--crop", "64", "--batch-size", "2", "--val-fraction", "0.25", "--device", "cpu", "--lr", "1e-3"]
+    assert main(args + ["--steps", "2"]) == 0
+    before, after = load_weights_file(start), load_weights_file(out / "model.safetensors")
+    assert after.config == before.config  # architecture, levels and channel order kept
+    for name in ("image.g_a.0.weight", "image.g_s.0.weight", "context.aggregation.0.4.weight"):
+        assert not torch.equal(before.tensors[name], after.tensors[name]), name
+    assert main(["encode", str(photo_png), str(tmp_path / "x.ncd"), "--model", str(out / "model.safetensors"),
+                 "--verify"]) == 0
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "levels"), "--lmbda", "0.02", "--lmbda", "0.04", "--change-levels",
+                        "--steps", "1"]) == 2
+    assert "context model" in capsys.readouterr().err
+
+
+def test_the_noisy_rate_pulls_latents_towards_their_means_where_the_coded_bins_rate_does_not(tiny_weights: Path):
+    """At a latent equal to its mean, the straight-through rate of the coded bin has no gradient (the bin's
+    probability is flat there); the rate of the latent plus noise, used when the transforms train, has one."""
+    model = _context_model(tiny_weights, VARIANTS["groups+checkerboard"], trained=False)
+    m = model.config.image.m
+    means, scales = torch.zeros(1, m, 4, 4), torch.full((1, m, 4, 4), 0.5)
+    gain = torch.ones(1, m, 1, 1)
+    gradients = {}
+    for noisy in (False, True):
+        torch.manual_seed(0)
+        y = means.clone().requires_grad_(True)
+        likelihoods, _ = model.context(y, means, scales, gain, model.image.gaussian_conditional, noisy_rate=noisy)
+        (-torch.log2(likelihoods).sum()).backward()
+        gradients[noisy] = y.grad.abs().sum()
+    assert gradients[False] == 0 and gradients[True] > 0

@@ -83,7 +83,8 @@ def _model_config(args: argparse.Namespace) -> "HyperpriorConfig":
         raise InputError("--change-levels goes with --init-from and --lmbda")
     if args.init_from is None:
         return HyperpriorConfig(**given)
-    start = HyperpriorConfig.from_dict(load_named_weights(args.init_from, NAME).config)
+    stored = load_named_weights(args.init_from, NAME).config
+    start = HyperpriorConfig.from_dict(stored.get("image", stored))  # a context model's hyperprior: its "image"
     for field, value in given.items():
         if value == getattr(start, field) or (field == "lambdas" and args.change_levels):
             continue

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, model_from_weights
+from neuralcodec.codecs.image.context import ImageContextModel
 from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior
 from neuralcodec.codecs.image.rd_task import ImageRateDistortionTask
 from neuralcodec.errors import InputError
@@ -54,13 +55,15 @@ def train_image_hyperprior(
     task_loss: str | None = None,
     task_weight: float = 0.0,
     task_layers: Sequence[str] = (),
-) -> ImageHyperprior:
+) -> ImageHyperprior | ImageContextModel:
     """Train (or resume) an :class:`ImageHyperprior` on random crops of the images under ``data``.
 
     A deterministic ``val_fraction`` of the files is held out for validation. Checkpoints and the
     JSONL log go to ``config.out_dir``. ``init_from`` (a shipped model id or a .safetensors path)
     starts from existing weights, e.g. to fine-tune a domain codec or to add rate levels (other
     ``model_config.lambdas``; the architecture must be the model's); a checkpoint in ``out_dir`` wins.
+    A context model (``codec train image-context``) as ``init_from`` is fine-tuned end to end, its
+    transforms, hyperprior and context networks together, at its own levels.
     ``model_config`` None: the ``init_from`` model's config, or the default one.
     ``whole_images`` trains on whole same-size images (e.g. faces) instead of random crops. ``task_loss``
     (a classifier or face-embedder id/path) adds ``task_weight`` x its task-aware distortion to the loss,
@@ -76,9 +79,14 @@ def train_image_hyperprior(
         )
         val_set = CenterCropDataset(val_files, crop=256) if val_files else None
     start = model_from_weights(load_named_weights(str(init_from), ImageHyperpriorCodec.name)) if init_from else None
-    model_config = model_config or (start.config if start else HyperpriorConfig())
+    start_config = start.config.image if isinstance(start, ImageContextModel) else start.config if start else None
+    model_config = model_config or start_config or HyperpriorConfig()
     if start is None:
         model = ImageHyperprior(model_config)
+    elif isinstance(start, ImageContextModel):
+        if start_config != model_config:
+            raise InputError(f"{init_from} is a context model: fine-tune it with its own architecture and levels")
+        model = start  # end to end: transforms, hyperprior and context networks together
     elif replace(start.config, lambdas=model_config.lambdas) != model_config:
         raise InputError(f"{init_from} has architecture {_architecture(start.config)}, "
                          f"not {_architecture(model_config)}")
@@ -89,7 +97,7 @@ def train_image_hyperprior(
         model = start.with_lambdas(model_config.lambdas)  # levels added or removed
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
+    (out_dir / "model_config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
     distortion = perception_task_distortion(task_loss, task_layers) if task_loss else None
     loss = RateDistortionLoss(metric, task_distortion=distortion, task_weight=task_weight)
     task = ImageRateDistortionTask(model_config.lambdas, loss)
