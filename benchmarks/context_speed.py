@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -43,9 +44,9 @@ class CompressAIModel:
         self.model = build().eval()
         self.model.update(force=True)
 
-    def compress(self, x: torch.Tensor, quality: float, reconstruct: bool = True):
-        coded = self.model.compress(x)
-        return type("Coded", (), {"payload": coded})
+    def compress(self, x: torch.Tensor, quality: float, reconstruct: bool = True) -> SimpleNamespace:
+        """CompressAI's coded strings as ``.payload`` (``quality`` and ``reconstruct`` do not apply)."""
+        return SimpleNamespace(payload=self.model.compress(x))
 
     def decompress(self, coded: dict) -> torch.Tensor:
         return self.model.decompress(coded["strings"], coded["shape"])["x_hat"]

@@ -192,8 +192,8 @@ class SpatialChannelContext(nn.Module):
                 anchors = y_hat.view(batch, -1, height, width) / g_k if step else None
                 mu, sigma = self.group_parameters(index, inputs, anchors, means[:, group], scales[:, group], g_k, positions)
                 y_k = gather(y[:, group], positions)
-                likelihoods.append((conditional.likelihood(y_k + torch.empty_like(y_k).uniform_(-0.5, 0.5), sigma, mu)
-                                    if noisy_rate else rounded_likelihood(conditional, y_k, mu, sigma)).flatten(1))
+                likelihoods.append((conditional(y_k, sigma, means=mu, training=True)[1] if noisy_rate
+                                    else rounded_likelihood(conditional, y_k, mu, sigma)).flatten(1))
                 values = (torch.round(y_k - mu) + mu).detach().transpose(1, 2)
                 y_hat = y_hat.index_copy(2, positions, values) if positions is not None else values
             decoded.append(y_hat.view(batch, -1, height, width))

@@ -73,6 +73,7 @@ def _model_config(args: argparse.Namespace) -> "HyperpriorConfig":
     defaults). A flag contradicting the starting model is an error (``--lmbda`` only without ``--change-levels``)."""
     from dataclasses import replace
 
+    from neuralcodec.codecs.image.context import CONTEXT_KEY, ImageContextConfig
     from neuralcodec.codecs.image.model import HyperpriorConfig
     from neuralcodec.pretrained import load_named_weights
 
@@ -84,7 +85,8 @@ def _model_config(args: argparse.Namespace) -> "HyperpriorConfig":
     if args.init_from is None:
         return HyperpriorConfig(**given)
     stored = load_named_weights(args.init_from, NAME).config
-    start = HyperpriorConfig.from_dict(stored.get("image", stored))  # a context model's hyperprior: its "image"
+    start = (ImageContextConfig.from_dict(stored).image if CONTEXT_KEY in stored  # a context model: its hyperprior's
+             else HyperpriorConfig.from_dict(stored))
     for field, value in given.items():
         if value == getattr(start, field) or (field == "lambdas" and args.change_levels):
             continue

@@ -79,7 +79,7 @@ def train_image_hyperprior(
         )
         val_set = CenterCropDataset(val_files, crop=256) if val_files else None
     start = model_from_weights(load_named_weights(str(init_from), ImageHyperpriorCodec.name)) if init_from else None
-    start_config = start.config.image if isinstance(start, ImageContextModel) else start.config if start else None
+    start_config = None if start is None else start.config.image if isinstance(start, ImageContextModel) else start.config
     model_config = model_config or start_config or HyperpriorConfig()
     if start is None:
         model = ImageHyperprior(model_config)
