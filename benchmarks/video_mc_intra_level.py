@@ -12,7 +12,6 @@ RGB PSNR) and its BD-rate against boost 0. Writes OUT/video_mc_intra_level.json 
 from __future__ import annotations
 
 import argparse
-import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench_output import write_results
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.codecs.video.sequence import SequenceCodec
 from neuralcodec.eval.bdrate import bd_rate_or_reason
@@ -83,10 +83,7 @@ def main() -> None:
     for boost, curve in curves.items():
         cells = " · ".join(f"{p['bpp']:.4f} / {p['psnr']:.2f}" for p in curve)
         lines.append(f"| {boost} | {cells} | {results['bd_rate_percent_vs_lowest_boost'][str(boost)]} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "video_mc_intra_level.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "video_mc_intra_level.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, "video_mc_intra_level", results, lines)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from neuralcodec import container
 from neuralcodec.codecs.registry import load_codec
+from neuralcodec.codecs.video.sequence import SequenceCodec
 from neuralcodec.media.video import open_video
 from neuralcodec.eval.bdrate import bd_rate_or_reason
 from neuralcodec.metrics import ms_ssim, psnr
@@ -53,12 +54,13 @@ def _distortion(frames: list[np.ndarray], decoded: list[np.ndarray]) -> dict[str
             "ms_ssim": None if small else float(np.mean([ms_ssim(a, b) for a, b in zip(frames, decoded)]))}
 
 
-def learned_curve(model: str, frames: list[np.ndarray], info, gop: int, decode: bool = True,
+def learned_curve(model: str | SequenceCodec, frames: list[np.ndarray], info, gop: int, decode: bool = True,
                   adaptive_intra: bool = True, qualities: list[float] | None = None) -> list[dict]:
-    """Our codec at every quality level of its model: whole-file bpp, distortion, and (with ``decode``) a check that decoding
-    is bit-exact; without it, distortion is measured on the encoder's reconstructions. ``adaptive_intra``: as
-    ``codec encode`` does, code a P-frame position as an I-frame when that is smaller."""
-    codec = load_codec(model)
+    """Our codec (a model id or .safetensors, or a codec) at every quality level of its model: whole-file bpp,
+    distortion, and (with ``decode``) a check that decoding is bit-exact; without it, distortion is measured
+    on the encoder's reconstructions. ``adaptive_intra``: as ``codec encode`` does, code a P-frame position
+    as an I-frame when that is smaller."""
+    codec = load_codec(model) if isinstance(model, str) else model
     points = []
     for quality in qualities or [float(q) for q in range(1, codec.intra.levels + 1)]:
         payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True,

@@ -545,6 +545,15 @@ def positive_int_field(metadata: dict[str, MetadataValue], key: str) -> int:
     return value
 
 
+def flag_field(metadata: dict[str, MetadataValue], key: str) -> bool:
+    """The boolean flag ``metadata[key]`` (absent, as in files written before it existed: False);
+    CorruptFileError naming the field when it is not a boolean."""
+    value = metadata.get(key, False)
+    if not isinstance(value, bool):
+        raise CorruptFileError(f"invalid {key!r} in the file header: {value!r}")
+    return value
+
+
 def header_summary(payload: Payload, compact_code: int | None = None) -> dict[str, Any]:
     """A JSON-serializable description of a payload, for ``codec info``; ``compact_code`` describes it as
     the compact file of that model code instead of a regular .ncd file."""

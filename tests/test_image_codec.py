@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,13 @@ from PIL import Image
 
 from neuralcodec import container
 from neuralcodec.api import decode_path, encode_path
+from neuralcodec.codecs.image import compact as image_compact
+from neuralcodec.codecs.image.latent_coding import picture_extent
 from neuralcodec.codecs.image.model import HyperpriorConfig, ImageHyperprior, pad_to_multiple
 from neuralcodec.codecs.registry import load_codec
+from neuralcodec.entropy import SymbolEncoder
 from neuralcodec.errors import CorruptFileError, InputError, LimitExceededError, ModelMismatchError
-from neuralcodec.pretrained import list_models
+from neuralcodec.pretrained import compact_models, list_models
 from neuralcodec.train.losses import bits_per_pixel
 
 
@@ -48,10 +52,35 @@ def test_file_rate_close_to_estimated_rate(tiny_weights: Path, photo: np.ndarray
     payload, _, stats = codec.compress(x, 2.0)
     with torch.no_grad():
         out = codec.model(pad_to_multiple(x), 1.0)
-    estimated_bits = float(bits_per_pixel(out["likelihoods"], 1)[0])
+    rows, columns = picture_extent(*photo.shape[:2])  # the file codes only the latent over the picture
+    likelihoods = {"y": out["likelihoods"]["y"][..., :rows, :columns], "z": out["likelihoods"]["z"]}
+    estimated_bits = float(bits_per_pixel(likelihoods, 1)[0])
     stream_bits = 8 * len(payload.sections["bits"])
+    assert payload.metadata["cropped_latent"] is True
     assert stats["ideal_bits"] == pytest.approx(estimated_bits, rel=0.03)
     assert stream_bits <= stats["ideal_bits"] * 1.01 + 64
+
+
+def test_cropped_latent_codes_less_and_only_where_the_picture_is_padded(tiny_weights: Path, photo: np.ndarray):
+    codec = load_codec(str(tiny_weights))
+    x = _tensor(photo)
+    cropped, x_hat, _ = codec.compress(x, 2.0)
+    level = codec.level_of(2.0)
+    y = codec.analyze(x, level)
+    encoder = SymbolEncoder()
+    codec.encode_latent(y, level, encoder)  # the whole padded latent, as files of earlier versions
+    assert len(cropped.sections["bits"]) < 0.8 * len(encoder.finish())
+    assert torch.equal(codec.decompress(cropped), x_hat)
+    whole, _, _ = codec.compress(x[..., :64, :128], 2.0)  # sides that are multiples of 64: nothing to crop
+    assert "cropped_latent" not in whole.metadata
+
+
+def test_invalid_cropped_latent_flag_is_a_corrupt_file(tiny_weights: Path, photo: np.ndarray):
+    codec = load_codec(str(tiny_weights))
+    payload, _, _ = codec.compress(_tensor(photo), 2.0)
+    payload.metadata["cropped_latent"] = 1
+    with pytest.raises(CorruptFileError, match="cropped_latent"):
+        codec.decompress(payload)
 
 
 def test_decoding_is_independent_of_thread_count(tiny_weights: Path, photo: np.ndarray):
@@ -273,3 +302,21 @@ def test_an_image_taller_than_a_hyper_tile_round_trips_bit_exactly(tiny_weights:
     image = torch.rand(1, 3, rows, 64, generator=torch.Generator().manual_seed(1))
     payload, x_hat, _ = codec.compress(image, 1.0)
     assert torch.equal(codec.decompress(container.read(container.write(payload))), x_hat)
+
+
+def test_compact_layout_keeps_the_cropped_latent_flag_and_refuses_unknown_flags(photo: np.ndarray):
+    import neuralcodec
+
+    data = neuralcodec.compress(photo[:40, :72], quality=2)  # the default model: compact layout
+    assert data[:2] == container.COMPACT_MAGIC
+    payload = image_compact.unpack(container.read(data, compact_models=compact_models()))
+    assert payload.metadata["cropped_latent"] is True
+    assert neuralcodec.decompress(data).size == (72, 40)
+    stream = payload.sections["bits"]
+    packed = image_compact.pack(payload)
+    head = packed.sections[container.COMPACT_STREAM][:-len(stream)]
+    flags_at = len(head) - 3  # flags, then the 2-byte check
+    assert head[flags_at] == 2
+    crafted = head[:flags_at] + bytes([head[flags_at] | 4]) + head[flags_at + 1:] + stream
+    with pytest.raises(CorruptFileError, match="unknown flags"):
+        image_compact.unpack(dataclasses.replace(packed, sections={container.COMPACT_STREAM: crafted}))

@@ -57,6 +57,21 @@ def test_prediction_is_exact_integer_motion_compensation():
     assert np.array_equal(across[5, 6], (2 * r[5, 6] + 2 * r[5, 7] + 2) >> 2)
 
 
+def test_overlapped_prediction_mixes_neighbouring_vectors_with_integer_ramps():
+    reference = np.random.default_rng(2).integers(0, 256, (40, 50, 3)).astype(np.uint8)
+    field = np.zeros((*field_shape(40, 50), 2), np.int32) + np.array([3, -5], np.int32)
+    # one vector everywhere: every pixel reads the same place through all its blocks, exactly as without overlap
+    assert np.array_equal(predict(reference, field, overlapped=True), predict(reference, field))
+    # a ramp 4x and two blocks side by side, the right one reading a pixel further: at the last column of
+    # the left block the weights are 17/32 (own) and 15/32 (the right block's vector)
+    ramp = np.broadcast_to((4 * np.arange(32, dtype=np.uint8))[None, :, None], (16, 32, 3)).copy()
+    two = np.array([[[0, 0], [0, 2]]], np.int32)
+    plain, overlapped = predict(ramp, two).astype(int), predict(ramp, two, overlapped=True).astype(int)
+    assert plain[5, 15, 0] == 60 and overlapped[5, 15, 0] == round((17 * 60 + 15 * 64) / 32)
+    assert overlapped[5, 16, 0] == round((17 * 68 + 15 * 64) / 32)  # first column of the right block
+    assert np.array_equal(overlapped[:, :4], plain[:, :4])  # far from the boundary (and the field's edge)
+
+
 def test_estimation_finds_a_global_shift():
     scene = _textured(96, 128)
     reference, current = scene[4:68, 8:104], scene[:64, 13:109]  # the content moved by (+4, -5) pixels
@@ -134,7 +149,27 @@ def test_p_frame_is_the_motion_compensated_prediction_plus_the_residual(tiny_wei
                                          keep_reconstructions=True, adaptive_intra=False)
     first, second, _ = stats["reconstructions"]
     lmbda = lambda_at(codec.intra.image.config.lambdas, codec.intra.level_of(None))
-    assert np.array_equal(second, predict(first, estimate_motion(first, frames[1], MOTION_RATE_WEIGHT / lmbda**0.5)))
+    motion = estimate_motion(first, frames[1], MOTION_RATE_WEIGHT / lmbda**0.5)
+    assert np.array_equal(second, predict(first, motion, overlapped=True))
+
+
+def test_files_record_overlapped_motion_and_cropped_latents_and_older_files_decode(mc_weights: Path):
+    frames, info = _sliding(4), VideoInfo(70, 50, Fraction(25), 4)
+    codec = _codec(mc_weights)
+    payload, stats = codec.encode_frames(frames, info, gop=4, keep_reconstructions=True, adaptive_intra=False)
+    assert payload.metadata["overlapped_motion"] is True and payload.metadata["cropped_latent"] is True
+    older = _codec(mc_weights)  # an encoder of the previous version: block motion, whole padded latents
+    older.overlaps_motion = older.crops_latents = False
+    legacy, legacy_stats = older.encode_frames(frames, info, gop=4, keep_reconstructions=True, adaptive_intra=False)
+    assert "overlapped_motion" not in legacy.metadata and "cropped_latent" not in legacy.metadata
+    for coded, expected in ((payload, stats), (legacy, legacy_stats)):
+        decoded = list(_codec(mc_weights).decode_frames(coded))
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, expected["reconstructions"]))
+    assert not np.array_equal(stats["reconstructions"][1], legacy_stats["reconstructions"][1])
+    for flag in ("overlapped_motion", "cropped_latent"):
+        crafted = dataclasses.replace(payload, metadata={**payload.metadata, flag: 1})
+        with pytest.raises(CorruptFileError, match=flag):
+            list(codec.decode_frames(crafted))
 
 
 def test_i_frames_are_coded_at_a_higher_level_that_the_file_records(mc_weights: Path):

@@ -31,13 +31,20 @@ from neuralcodec.codecs.common.tiling import tiled
 from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image import compact as image_compact
 from neuralcodec.codecs.image.context import CONTEXT_KEY, ImageContextConfig, ImageContextModel
-from neuralcodec.codecs.image.latent_coding import ContextLatents, HyperpriorLatents, LatentCoder
+from neuralcodec.codecs.image.latent_coding import (
+    ContextLatents,
+    HyperpriorLatents,
+    LatentCoder,
+    crops_latent,
+    filled_beyond,
+    picture_extent,
+)
 from neuralcodec.codecs.image.header import image_size
 from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
 from neuralcodec.codecs.image.options import ImageOptions
 from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.image.refinement import lambda_at, refine_latents
-from neuralcodec.container import Payload
+from neuralcodec.container import Payload, flag_field
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.limits import Limits
@@ -146,26 +153,41 @@ class ImageHyperpriorCodec:
         return self.image.hyper_gain.scale(self.image.h_a(y), torch.tensor([level], device=self.device))
 
     @torch.no_grad()
-    def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder,
-                      z: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder, z: torch.Tensor | None = None,
+                      picture: tuple[int, int] | None = None) -> tuple[torch.Tensor, int]:
         """Push the hyper-latent (``z``, by default the hyper-analysis of ``y``) and the latent residuals
         of ``y`` to ``encoder``; returns the decoded latent ``ŷ`` (float32, CPU: what the decoder
-        rebuilds) and the CRC32 of its scale indexes."""
+        rebuilds) and the CRC32 of its scale indexes. With ``picture`` (height, width), only the latent
+        over the picture is coded (a cropped-latent coding: see :mod:`~neuralcodec.codecs.image.latent_coding`)."""
         z = self.hyper_analyze(y, level) if z is None else z
         z_hat = self.image.entropy_bottleneck.compress(z, encoder)
         means, scales = self._hyper_parameters(z_hat, level)
-        return self._latents.compress(y, means, scales, level, encoder)
+        if picture is None:
+            return self._latents.compress(y, means, scales, level, encoder)
+        rows, columns = picture_extent(*picture)
+        inside, index_crc = self._latents.compress(y[..., :rows, :columns], means[..., :rows, :columns].contiguous(),
+                                                   scales[..., :rows, :columns].contiguous(), level, encoder)
+        return filled_beyond(inside, means), index_crc
 
     @torch.no_grad()
     def decode_latent(self, height: int, width: int, level: float, decoder: SymbolDecoder,
-                      index_crc: object, crc_mask: int = 0xFFFFFFFF) -> torch.Tensor:
-        """Inverse of :meth:`encode_latent` for an image of ``height`` x ``width``; CorruptFileError when
-        the rebuilt scale indexes do not match ``index_crc`` (in the bits of ``crc_mask``)."""
+                      index_crc: object, crc_mask: int = 0xFFFFFFFF, cropped: bool = False) -> torch.Tensor:
+        """Inverse of :meth:`encode_latent` for an image of ``height`` x ``width`` (``cropped``: coded with
+        ``picture``); CorruptFileError when the rebuilt scale indexes do not match ``index_crc`` (in the
+        bits of ``crc_mask``)."""
         z_shape = (1, self.image.config.n, padded_side(height) // PAD_MULTIPLE, padded_side(width) // PAD_MULTIPLE)
         z_hat = self.image.entropy_bottleneck.decompress(z_shape, decoder)
         means, scales = self._hyper_parameters(z_hat, level)
-        return self._latents.decompress(means, scales, level, decoder,
-                                        lambda rebuilt: check_index_crc(rebuilt, index_crc, crc_mask))
+
+        def check(rebuilt: int) -> None:
+            check_index_crc(rebuilt, index_crc, crc_mask)
+
+        if not cropped:
+            return self._latents.decompress(means, scales, level, decoder, check)
+        rows, columns = picture_extent(height, width)
+        inside = self._latents.decompress(means[..., :rows, :columns].contiguous(),
+                                          scales[..., :rows, :columns].contiguous(), level, decoder, check)
+        return filled_beyond(inside, means)
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float | None = None, reconstruct: bool = True,
@@ -185,13 +207,14 @@ class ImageHyperpriorCodec:
         height, width = x.shape[-2:]
         y = self.analyze(x, level)
         z = self.hyper_analyze(y, level)
-        coded = self._code_latents(y, z, level)
+        picture = (height, width) if crops_latent(height, width) else None
+        coded = self._code_latents(y, z, level, picture)
         x_hat = self.synthesize(coded.y_hat, level, height, width) if reconstruct or refine_steps else None
         stats: dict = {}
         if refine_steps:
             target = x.to(self.device)
             refined_y, refined_z = refine_latents(self.image, target, y, z, level, refine_steps, progress=progress)
-            refined = self._code_latents(refined_y, refined_z, level)
+            refined = self._code_latents(refined_y, refined_z, level, picture)
             refined_x_hat = self.synthesize(refined.y_hat, level, height, width)
             lmbda = lambda_at(self.image.config.lambdas, level)
             costs = [8 * len(c.stream) + lmbda * 255**2 * (r - x).pow(2).sum().item()
@@ -201,15 +224,17 @@ class ImageHyperpriorCodec:
                 coded, x_hat = refined, refined_x_hat
         payload = Payload(
             codec=self.name, model_id=self.model_id, weights_hash=self.weights_hash,
-            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": coded.index_crc},
+            metadata={"height": int(height), "width": int(width), "level": level, "index_crc": coded.index_crc,
+                      **({"cropped_latent": True} if picture else {})},
             sections={"bits": coded.stream},
         )
         stats = {"ideal_bits": coded.ideal_bits, "stream_bytes": len(coded.stream), **stats}
         return ImageCoding(payload, x_hat, stats)
 
-    def _code_latents(self, y: torch.Tensor, z: torch.Tensor, level: float) -> CodedLatents:
+    def _code_latents(self, y: torch.Tensor, z: torch.Tensor, level: float,
+                      picture: tuple[int, int] | None) -> CodedLatents:
         encoder = SymbolEncoder()
-        y_hat, index_crc = self.encode_latent(y, level, encoder, z)
+        y_hat, index_crc = self.encode_latent(y, level, encoder, z, picture)
         stream = encoder.finish()
         return CodedLatents(stream, float(encoder.ideal_bits), y_hat, index_crc)
 
@@ -231,7 +256,7 @@ class ImageHyperpriorCodec:
         try:
             decoder = SymbolDecoder(payload.sections["bits"])
             y_hat = self.decode_latent(height, width, level, decoder, meta.get("index_crc"),
-                                       meta.get("index_crc_mask", 0xFFFFFFFF))
+                                       meta.get("index_crc_mask", 0xFFFFFFFF), flag_field(meta, "cropped_latent"))
             decoder.assert_exhausted()
         except (EntropyCodingError, InputError) as error:  # (InputError: a value decoded from the file)
             raise CorruptFileError(f"the image bitstream is corrupt: {error}") from error

@@ -7,7 +7,7 @@ weights hash, typed metadata) would add ~100 more. The compact file is 5 bytes o
     height  varint
     width   varint
     level   varint   gain level x LEVEL_STEPS (levels that are not such a multiple are not packed)
-    flags   1 byte   bit 0: grayscale
+    flags   1 byte   bit 0: grayscale, bit 1: cropped latent (other bits: a corrupt file)
     check   2 bytes  low 16 bits (LE) of the CRC32 of the scale indexes (decoder-mismatch check)
     bits    the ANS stream
 
@@ -22,6 +22,7 @@ from neuralcodec.errors import CorruptFileError
 LEVEL_STEPS = 256
 CHECK_MASK = 0xFFFF
 _GRAYSCALE = 1
+_CROPPED_LATENT = 2
 
 
 def pack(payload: Payload) -> Payload | None:
@@ -30,8 +31,9 @@ def pack(payload: Payload) -> Payload | None:
     level_code = meta["level"] * LEVEL_STEPS
     if set(payload.sections) != {"bits"} or level_code != int(level_code):
         return None
+    flags = (_GRAYSCALE if meta.get("grayscale") else 0) | (_CROPPED_LATENT if meta.get("cropped_latent") else 0)
     head = (encode_uvarint(meta["height"]) + encode_uvarint(meta["width"]) + encode_uvarint(int(level_code))
-            + bytes([_GRAYSCALE if meta.get("grayscale") else 0])
+            + bytes([flags])
             + (meta["index_crc"] & CHECK_MASK).to_bytes(2, "little"))
     return Payload(payload.codec, payload.model_id, payload.weights_hash, {},
                    {COMPACT_STREAM: head + payload.sections["bits"]})
@@ -49,6 +51,9 @@ def unpack(payload: Payload) -> Payload:
     if len(data) < pos + 3:
         raise CorruptFileError("the compact image header is cut")
     flags, check = data[pos], int.from_bytes(data[pos + 1:pos + 3], "little")
+    if flags & ~(_GRAYSCALE | _CROPPED_LATENT):
+        raise CorruptFileError(f"unknown flags {flags:#04x} in the compact image header")
     metadata = {"height": height, "width": width, "level": level_code / LEVEL_STEPS,
-                "grayscale": bool(flags & _GRAYSCALE), "index_crc": check, "index_crc_mask": CHECK_MASK}
+                "grayscale": bool(flags & _GRAYSCALE), "index_crc": check, "index_crc_mask": CHECK_MASK,
+                **({"cropped_latent": True} if flags & _CROPPED_LATENT else {})}
     return Payload(payload.codec, payload.model_id, payload.weights_hash, metadata, {"bits": data[pos + 3:]})

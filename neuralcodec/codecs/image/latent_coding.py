@@ -6,6 +6,12 @@ scale, one pass) and :class:`ContextLatents` (the spatial-channel context model 
 passes). Both get the hyperprior's means and scales in float64 on the CPU and keep every quantity a
 decoder rebuilds on that path (the context networks too); means are snapped to the 1/``MEAN_GRID``
 grid, and the CRC32 of the scale indexes (in coding order) is returned for the file.
+
+Cropped latents: images are padded to the transforms' multiple, and the latent positions that lie wholly
+in the padding cover no pixel of the picture (27% of the latent bits of a 176x144 frame padded to
+192x192). Files that say so (``cropped_latent``) code only the latent rows and columns over the picture
+(:func:`picture_extent`); a decoder sets the others to the snapped hyperprior means, the value a zero
+residual decodes to (:func:`filled_beyond`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import numpy as np
 import torch
 
 from neuralcodec.codecs.common.determinism import scale_index_crc, snap_means
+from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
 from neuralcodec.codecs.image.context import ImageContextModel, gather
+from neuralcodec.codecs.image.model import PAD_MULTIPLE
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.entropy.models import GaussianConditionalPrior
 
@@ -27,6 +35,27 @@ ScaleCheck = Callable[[int], None]
 PassCoder = Callable[[slice, torch.Tensor | None, np.ndarray, np.ndarray], torch.Tensor]
 """Codes one pass: (group channels, flat positions or None for all, snapped means, scales; flattened
 position-major) -> the decoded values there, in the same order."""
+
+
+def picture_extent(height: int, width: int) -> tuple[int, int]:
+    """(rows, columns) of the latent positions over a ``height`` x ``width`` picture (the top-left block of
+    the padded latent; the positions beyond it only see padding)."""
+    return -(-height // ANALYSIS_STRIDE), -(-width // ANALYSIS_STRIDE)
+
+
+def crops_latent(height: int, width: int) -> bool:
+    """Whether the padded latent of a ``height`` x ``width`` picture has positions beyond the picture (what
+    a cropped-latent file leaves out)."""
+    padded = tuple(-(-side // PAD_MULTIPLE) * PAD_MULTIPLE // ANALYSIS_STRIDE for side in (height, width))
+    return picture_extent(height, width) != padded
+
+
+def filled_beyond(inside: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """The whole decoded latent (float32) of a cropped-latent coding: the decoded ``inside`` block
+    (1, M, rows, columns) at the top left, the snapped ``means`` (1, M, h, w; float64) elsewhere."""
+    full = torch.from_numpy(snap_means(means)).float()
+    full[..., :inside.shape[-2], :inside.shape[-1]] = inside
+    return full
 
 
 class LatentCoder(Protocol):

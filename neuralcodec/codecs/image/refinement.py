@@ -22,6 +22,7 @@ import math
 import torch
 
 from neuralcodec.codecs.base import progress_bar
+from neuralcodec.codecs.image.latent_coding import picture_extent
 from neuralcodec.codecs.image.model import ImageHyperprior, round_straight_through
 
 LATENT_STEP_SIZES = ((0.0035, 0.02), (0.0483, 0.05))
@@ -98,13 +99,16 @@ def rate_distortion_loss(model: ImageHyperprior, x: torch.Tensor, y: torch.Tenso
                          level: torch.Tensor, lmbda: float, temperature: float,
                          generator: torch.Generator | None = None) -> torch.Tensor:
     """``bpp + λ·255²·MSE`` of coding ``(y, z)`` for the image ``x``, with ``y``'s rounding relaxed by
-    :func:`soft_round` at ``temperature`` and ``z`` rounded with straight-through gradients."""
+    :func:`soft_round` at ``temperature`` and ``z`` rounded with straight-through gradients. Latent
+    positions beyond the picture are the means, as a cropped-latent file decodes them."""
     height, width = x.shape[-2:]
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
     z_hat = round_straight_through(z - medians) + medians
     means, scales = model.hyper_decode(z_hat, level)
-    y_hat = soft_round(y - means, temperature, generator) + means
-    bits = -(torch.log2(model.gaussian_conditional.likelihood(y_hat, scales, means)).sum()
-             + torch.log2(model.entropy_bottleneck.likelihood(z_hat)).sum())
+    rows, columns = picture_extent(height, width)  # the latent a (cropped-latent) file codes
+    y_hat = means.clone()
+    y_hat[..., :rows, :columns] = (soft_round(y - means, temperature, generator) + means)[..., :rows, :columns]
+    likelihoods = model.gaussian_conditional.likelihood(y_hat, scales, means)[..., :rows, :columns]
+    bits = -(torch.log2(likelihoods).sum() + torch.log2(model.entropy_bottleneck.likelihood(z_hat)).sum())
     x_hat = model.g_s(model.latent_gain.unscale(y_hat, level))[..., :height, :width]
     return bits / (height * width) + lmbda * 255**2 * (x_hat - x).pow(2).mean()

@@ -30,7 +30,7 @@ from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
 from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
-from neuralcodec.codecs.video.sequence import FrameCoding, FrameLevels, SequenceCodec
+from neuralcodec.codecs.video.sequence import FrameCoding, FrameSettings, SequenceCodec
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.pretrained import LoadedWeights
 
@@ -127,33 +127,33 @@ class VideoCodec(SequenceCodec):
         return torch.from_numpy(y_hat).float()
 
     @torch.no_grad()
-    def code_frame(self, frame: np.ndarray, reference: torch.Tensor | None, levels: FrameLevels, adaptive_intra: bool,
+    def code_frame(self, frame: np.ndarray, reference: torch.Tensor | None, settings: FrameSettings, adaptive_intra: bool,
                    last_intra_bytes: int) -> FrameCoding:
         """Code a frame's latent as a P-frame given the previous decoded latent ``reference``, or as an
         I-frame when there is none or (``adaptive_intra``) when that is smaller. At equal P- and I-frame
         levels both choices quantize the same latent (with other means), so they cost the same distortion
         on average and the rate decides."""
         x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
-        y = self.intra.analyze(x, levels.predicted)
+        y = self.intra.analyze(x, settings.predicted)
         candidates = []
         if reference is not None:
             encoder = SymbolEncoder()
-            y_hat, crc = self.encode_p_frame(y, reference, levels.predicted, encoder)
+            y_hat, crc = self.encode_p_frame(y, reference, settings.predicted, encoder)
             candidates.append((encoder.finish(), y_hat, crc, False))
         if reference is None or adaptive_intra:
             encoder = SymbolEncoder()
-            y_intra = y if levels.intra == levels.predicted else self.intra.analyze(x, levels.intra)
-            y_hat, crc = self.intra.encode_latent(y_intra, levels.intra, encoder)
+            y_intra = y if settings.intra == settings.predicted else self.intra.analyze(x, settings.intra)
+            y_hat, crc = self.intra.encode_latent(y_intra, settings.intra, encoder)
             candidates.append((encoder.finish(), y_hat, crc, True))
         stream, y_hat, crc, intra = min(candidates, key=lambda candidate: len(candidate[0]))
-        level = levels.intra if intra else levels.predicted
+        level = settings.intra if intra else settings.predicted
         decoded = to_uint8_image(self.intra.synthesize(y_hat, level, *frame.shape[:2]))
         return FrameCoding(stream, y_hat, decoded, crc, intra)
 
     @torch.no_grad()
     def decode_frame(self, decoder: SymbolDecoder, reference: torch.Tensor | None, height: int, width: int,
-                     levels: FrameLevels, index_crc: object) -> tuple[torch.Tensor, np.ndarray]:
-        level = levels.intra if reference is None else levels.predicted
+                     settings: FrameSettings, index_crc: object) -> tuple[torch.Tensor, np.ndarray]:
+        level = settings.intra if reference is None else settings.predicted
         if reference is None:
             y_hat = self.intra.decode_latent(height, width, level, decoder, index_crc)
         else:

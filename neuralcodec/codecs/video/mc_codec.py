@@ -4,7 +4,9 @@ per frame.
 An I-frame is coded as the image codec codes an image. A P-frame stream holds the block motion field
 (:mod:`neuralcodec.codecs.video.motion`), then the residual latent of the frame minus its motion-
 compensated prediction from the previous decoded frame, coded by the residual hyperprior. The decoded
-P-frame is ``clip(prediction + round(255 · r̂))``.
+P-frame is ``clip(prediction + round(255 · r̂))``. Files of this version predict with overlapped block
+motion compensation and code latents only over the picture (the flags ``overlapped_motion`` and
+``cropped_latent``); files without the flags decode as they were written.
 
 Determinism: decoded frames are references for the next frame, so both synthesis transforms run in
 float64 on the CPU and their output is rounded to 8 bits; motion compensation is integer arithmetic;
@@ -19,8 +21,8 @@ level (scene cuts). The I-frame is only tried when the P-frame costs more than `
 last I-frame's bits.
 
 File layout (.ncd): metadata as the ``video-st`` codec's (``height``, ``width``, ``level``, ``gop``,
-``frames``, ``fps_num``/``fps_den``, ``frame_bytes``, ``index_crc``, ``intra_frames``, ``intra_level``);
-one section ``frames`` holding the streams back to back.
+``frames``, ``fps_num``/``fps_den``, ``frame_bytes``, ``index_crc``, ``intra_frames``, ``intra_level``)
+plus the flags above; one section ``frames`` holding the streams back to back.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from neuralcodec.codecs.image.model import ImageHyperprior
 from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
 from neuralcodec.codecs.video.motion import decode_motion, encode_motion, estimate_motion, field_shape, predict
-from neuralcodec.codecs.video.sequence import FrameCoding, FrameLevels, SequenceCodec
+from neuralcodec.codecs.video.sequence import FrameCoding, FrameSettings, SequenceCodec
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.pretrained import LoadedWeights
 
@@ -65,6 +67,11 @@ class ExactSynthesis:
         return self._synthesis(self._gain.unscale(y_hat.double().cpu(), level_t))[..., :height, :width]
 
 
+def _picture(frame: np.ndarray, settings: FrameSettings) -> tuple[int, int] | None:
+    """The picture size a frame's latents are cropped to, None when the file codes whole latents."""
+    return frame.shape[:2] if settings.cropped_latent else None
+
+
 def _pixels(values: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) float64 values in [0, 255] scale -> (H, W, 3) uint8, rounding half to even."""
     return np.clip(np.rint(values[0].permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
@@ -75,6 +82,8 @@ class MotionCompensatedVideoCodec(SequenceCodec):
 
     name: ClassVar[str] = "video-mc"
     intra_level_boost: ClassVar[float] = INTRA_LEVEL_BOOST
+    crops_latents: ClassVar[bool] = True
+    overlaps_motion: ClassVar[bool] = True
 
     def __init__(self, model: MotionCompensatedVideoModel, model_id: str, weights_hash: bytes,
                  device: str = "cpu") -> None:
@@ -93,24 +102,28 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         return cls(model, weights.model_id, weights.weights_hash, device)
 
     # ------------------------------------------------------------------ frames
-    def _intra_frame(self, frame: np.ndarray, level: float) -> FrameCoding:
+    def _intra_frame(self, frame: np.ndarray, settings: FrameSettings) -> FrameCoding:
         height, width = frame.shape[:2]
         x = torch.from_numpy(frame.astype(np.float32)).permute(2, 0, 1)[None] / 255
         encoder = SymbolEncoder()
-        y_hat, crc = self.intra.encode_latent(self.intra.analyze(x, level), level, encoder)
-        decoded = self._intra_pixels(y_hat, level, height, width)
+        y_hat, crc = self.intra.encode_latent(self.intra.analyze(x, settings.intra), settings.intra, encoder,
+                                              picture=_picture(frame, settings))
+        decoded = self._intra_pixels(y_hat, settings.intra, height, width)
         return FrameCoding(encoder.finish(), decoded, decoded, crc, True)
 
     def _intra_pixels(self, y_hat: torch.Tensor, level: float, height: int, width: int) -> np.ndarray:
         return _pixels(255 * self._intra_synthesis(y_hat, level, height, width).clamp(0, 1))
 
-    def _predicted_frame(self, frame: np.ndarray, reference: np.ndarray, level: float, lmbda: float) -> FrameCoding:
+    def _predicted_frame(self, frame: np.ndarray, reference: np.ndarray, settings: FrameSettings,
+                         lmbda: float) -> FrameCoding:
+        level = settings.predicted
         motion = estimate_motion(reference, frame, MOTION_RATE_WEIGHT / lmbda**0.5)
-        prediction = predict(reference, motion)
+        prediction = predict(reference, motion, settings.overlapped_motion)
         residual = torch.from_numpy(frame.astype(np.float32) - prediction).permute(2, 0, 1)[None] / 255
         encoder = SymbolEncoder()
         encode_motion(motion, encoder)
-        y_hat, crc = self.residual.encode_latent(self.residual.analyze(residual, level), level, encoder)
+        y_hat, crc = self.residual.encode_latent(self.residual.analyze(residual, level), level, encoder,
+                                                 picture=_picture(frame, settings))
         decoded = self._add_residual(prediction, y_hat, level)
         return FrameCoding(encoder.finish(), decoded, decoded, crc, False)
 
@@ -120,17 +133,17 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         return _pixels(torch.from_numpy(prediction.astype(np.float64)).permute(2, 0, 1)[None] + residual)
 
     @torch.no_grad()
-    def code_frame(self, frame: np.ndarray, reference: np.ndarray | None, levels: FrameLevels, adaptive_intra: bool,
-                   last_intra_bytes: int) -> FrameCoding:
+    def code_frame(self, frame: np.ndarray, reference: np.ndarray | None, settings: FrameSettings,
+                   adaptive_intra: bool, last_intra_bytes: int) -> FrameCoding:
         """Code ``frame`` as a P-frame from ``reference`` (the previous decoded frame), or as an I-frame when
         there is none or (``adaptive_intra``) when that has the lower rate-distortion cost."""
         if reference is None:
-            return self._intra_frame(frame, levels.intra)
-        lmbda = lambda_at(self.intra.image.config.lambdas, levels.predicted)
-        predicted = self._predicted_frame(frame, reference, levels.predicted, lmbda)
+            return self._intra_frame(frame, settings)
+        lmbda = lambda_at(self.intra.image.config.lambdas, settings.predicted)
+        predicted = self._predicted_frame(frame, reference, settings, lmbda)
         if not adaptive_intra or len(predicted.stream) <= INTRA_TRY_SHARE * last_intra_bytes:
             return predicted
-        intra = self._intra_frame(frame, levels.intra)
+        intra = self._intra_frame(frame, settings)
         pixels = frame.shape[0] * frame.shape[1]
 
         def cost(coding: FrameCoding) -> float:
@@ -141,14 +154,17 @@ class MotionCompensatedVideoCodec(SequenceCodec):
 
     @torch.no_grad()
     def decode_frame(self, decoder: SymbolDecoder, reference: np.ndarray | None, height: int, width: int,
-                     levels: FrameLevels, index_crc: object) -> tuple[np.ndarray, np.ndarray]:
+                     settings: FrameSettings, index_crc: object) -> tuple[np.ndarray, np.ndarray]:
         """The frame coded in ``decoder`` (twice: it is the next frame's reference): an I-frame when
         ``reference`` is None, else a P-frame predicted from it."""
         if reference is None:
-            y_hat = self.intra.decode_latent(height, width, levels.intra, decoder, index_crc)
-            frame = self._intra_pixels(y_hat, levels.intra, height, width)
+            y_hat = self.intra.decode_latent(height, width, settings.intra, decoder, index_crc,
+                                             cropped=settings.cropped_latent)
+            frame = self._intra_pixels(y_hat, settings.intra, height, width)
         else:
             motion = decode_motion(*field_shape(height, width), decoder)
-            y_hat = self.residual.decode_latent(height, width, levels.predicted, decoder, index_crc)
-            frame = self._add_residual(predict(reference, motion), y_hat, levels.predicted)
+            y_hat = self.residual.decode_latent(height, width, settings.predicted, decoder, index_crc,
+                                                cropped=settings.cropped_latent)
+            frame = self._add_residual(predict(reference, motion, settings.overlapped_motion), y_hat,
+                                       settings.predicted)
         return frame, frame

@@ -5,6 +5,9 @@ The motion field holds one vector per ``BLOCK`` x ``BLOCK`` block of the frame, 
 ``(dy, dx)``. Prediction reads the reference frame at the displaced position with integer bilinear
 interpolation (``(a·wa + b·wb + c·wc + d·wd + 2) >> 2``) and replicates the reference's edges outside
 it, so encoder and decoder predictions are identical on any machine: no floating point is involved.
+Overlapped block motion compensation (files that say so) mixes, at each pixel, the reads of its own
+block's vector and of the nearer neighbours' vectors with linear-ramp integer weights: the prediction
+then has no edges at block boundaries, which a residual coder with whole-frame transforms pays for.
 
 Estimation is a coarse-to-fine block search on the luma ``R + 2G + B`` (a full search of ±``SEARCH``
 pixels at quarter resolution, ±1 refinements at half and full resolution, then the eight half-pixel
@@ -44,9 +47,12 @@ def field_shape(height: int, width: int) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- prediction
-def predict(reference: np.ndarray, motion: np.ndarray) -> np.ndarray:
+def predict(reference: np.ndarray, motion: np.ndarray, overlapped: bool = False) -> np.ndarray:
     """The motion-compensated prediction (H, W, C) uint8 of ``reference`` (H, W, C) uint8 under the
-    half-pixel block field ``motion`` (rows, columns, 2), exactly (integer arithmetic)."""
+    half-pixel block field ``motion`` (rows, columns, 2), exactly (integer arithmetic); ``overlapped``:
+    with overlapped block motion compensation (:func:`_overlapped_prediction`)."""
+    if overlapped:
+        return _overlapped_prediction(reference, motion)
     height, width = reference.shape[:2]
     vectors = np.repeat(np.repeat(motion.astype(np.int64), BLOCK, axis=0), BLOCK, axis=1)[:height, :width]
     ys = 2 * np.arange(height, dtype=np.int64)[:, None] + vectors[..., 0]
@@ -54,9 +60,47 @@ def predict(reference: np.ndarray, motion: np.ndarray) -> np.ndarray:
     return _interpolated(reference.astype(np.int32), ys, xs).astype(np.uint8)
 
 
+def _overlap_weights(size: int, blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis of ``size`` pixels in ``blocks`` blocks: each pixel's block, the nearer neighbouring
+    block (itself at the field's edge), and their weights in units of 1/(2·BLOCK): a linear ramp from
+    BLOCK + 1 at a block's edge to 2·BLOCK - 1 at its centre, the neighbour taking the rest."""
+    pixels = np.arange(size)
+    own, offset = pixels // BLOCK, pixels % BLOCK
+    first_half = offset < BLOCK // 2
+    neighbour = np.clip(np.where(first_half, own - 1, own + 1), 0, blocks - 1)
+    own_weight = np.where(first_half, BLOCK + 1 + 2 * offset, 3 * BLOCK - 1 - 2 * offset)
+    return own, neighbour, own_weight, 2 * BLOCK - own_weight
+
+
+def _overlapped_prediction(reference: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """Overlapped block motion compensation: each pixel is the weighted mean of its reference read with
+    the vectors of its own block and of the nearer neighbouring blocks across each axis (the four blocks
+    of a 2x2 neighbourhood, separable linear-ramp weights summing to (2·BLOCK)²), so that the prediction
+    has no edges at block boundaries. Integer arithmetic, one rounding at the end."""
+    height, width = reference.shape[:2]
+    rows, columns = motion.shape[:2]
+    image, field = reference.astype(np.int64), motion.astype(np.int64)
+    own_row, near_row, own_wy, near_wy = _overlap_weights(height, rows)
+    own_col, near_col, own_wx, near_wx = _overlap_weights(width, columns)
+    total = np.zeros(reference.shape, dtype=np.int64)
+    for block_rows, wy in ((own_row, own_wy), (near_row, near_wy)):
+        for block_columns, wx in ((own_col, own_wx), (near_col, near_wx)):
+            vectors = field[block_rows[:, None], block_columns[None, :]]
+            ys = 2 * np.arange(height, dtype=np.int64)[:, None] + vectors[..., 0]
+            xs = 2 * np.arange(width, dtype=np.int64)[None, :] + vectors[..., 1]
+            total += _interpolated_sum(image, ys, xs) * (wy[:, None] * wx[None, :])[..., None]
+    shift = 2 + 2 * ((2 * BLOCK).bit_length() - 1)  # bilinear sums x4, weights x (2·BLOCK)², a power of two
+    return ((total + (1 << (shift - 1))) >> shift).astype(np.uint8)
+
+
 def _interpolated(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """The integer image (H, W) or (H, W, C) read at half-pixel coordinates ``ys``, ``xs`` (broadcastable
     integer arrays): the rounded bilinear mean of the neighbours, edges replicated."""
+    return (_interpolated_sum(image, ys, xs) + 2) >> 2
+
+
+def _interpolated_sum(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Four times the bilinear mean of :func:`_interpolated`, unrounded."""
     height, width = image.shape[:2]
     fy, fx, y0, x0 = ys & 1, xs & 1, ys >> 1, xs >> 1
     y1, x1 = np.clip(y0 + fy, 0, height - 1), np.clip(x0 + fx, 0, width - 1)
@@ -64,7 +108,7 @@ def _interpolated(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarr
     if image.ndim == 3:
         fy, fx = fy[..., None], fx[..., None]
     return (image[y0, x0] * ((2 - fx) * (2 - fy)) + image[y0, x1] * (fx * (2 - fy))
-            + image[y1, x0] * ((2 - fx) * fy) + image[y1, x1] * (fx * fy) + 2) >> 2
+            + image[y1, x0] * ((2 - fx) * fy) + image[y1, x1] * (fx * fy))
 
 
 # ----------------------------------------------------------------------------- estimation

@@ -7,8 +7,9 @@ predicted from (a latent for ``video-st``, the decoded pixels for ``video-mc``),
 
 File metadata: ``height``, ``width``, ``level``, ``gop``, ``frames``, ``fps_num``/``fps_den``,
 ``frame_bytes`` (list), ``index_crc`` (list), ``intra_frames`` (indexes of frames coded as I-frames
-inside a group of pictures) and, when the I-frames are coded at another gain level than the P-frames,
-``intra_level``; one section ``frames`` holding the streams back to back.
+inside a group of pictures), when the I-frames are coded at another gain level than the P-frames,
+``intra_level``, and the flags ``cropped_latent`` and ``overlapped_motion`` when frames are coded that
+way; one section ``frames`` holding the streams back to back.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import numpy as np
 
 from neuralcodec.codecs.base import EncodeResult, progress_bar
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec
+from neuralcodec.codecs.image.latent_coding import crops_latent
 from neuralcodec.codecs.video.header import video_info
 from neuralcodec.codecs.video.options import DEFAULT_GOP, MAX_FRAMES, VideoOptions
-from neuralcodec.container import Payload, positive_int_field
+from neuralcodec.container import Payload, flag_field, positive_int_field
 from neuralcodec.entropy import SymbolDecoder
 from neuralcodec.errors import CorruptFileError, EntropyCodingError, InputError
 from neuralcodec.limits import DEFAULT_MAX_FRAMES, Limits
@@ -35,12 +37,16 @@ from neuralcodec.metrics import psnr
 
 
 @dataclass(frozen=True)
-class FrameLevels:
-    """The gain levels of a file's frames: ``predicted`` for P-frames (the file's ``level``), ``intra`` for
-    I-frames (its ``intra_level``; by default the same)."""
+class FrameSettings:
+    """How a file's frames are coded: the gain levels ``predicted`` for P-frames (the file's ``level``) and
+    ``intra`` for I-frames (its ``intra_level``; by default the same), whether latents are coded only
+    over the picture (its ``cropped_latent``; see :mod:`neuralcodec.codecs.image.latent_coding`) and
+    whether block motion is overlapped (its ``overlapped_motion``; codecs that predict from pixels)."""
 
     predicted: float
     intra: float
+    cropped_latent: bool = False
+    overlapped_motion: bool = False
 
 
 @dataclass
@@ -89,6 +95,10 @@ class SequenceCodec:
     intra_level_boost: ClassVar[float] = 0.0
     """Gain levels the encoder adds for I-frames (capped at the top level): a better reference makes the
     P-frames that follow it cheaper."""
+    crops_latents: ClassVar[bool] = False
+    """Whether the encoder codes cropped latents when the frame size is not the transforms' multiple."""
+    overlaps_motion: ClassVar[bool] = False
+    """Whether the encoder predicts with overlapped block motion compensation."""
 
     def __init__(self, model_id: str, weights_hash: bytes, intra: ImageHyperpriorCodec) -> None:
         self.model_id = model_id
@@ -97,7 +107,7 @@ class SequenceCodec:
         """The I-frame codec (its levels are the video codec's)."""
 
     # ------------------------------------------------------------------ one frame
-    def code_frame(self, frame: np.ndarray, reference: object | None, levels: FrameLevels, adaptive_intra: bool,
+    def code_frame(self, frame: np.ndarray, reference: object | None, settings: FrameSettings, adaptive_intra: bool,
                    last_intra_bytes: int) -> FrameCoding:
         """Code the (H, W, 3) uint8 ``frame`` given the previous frame's reference state (None: as an
         I-frame); with ``adaptive_intra`` an I-frame may be chosen anyway (``last_intra_bytes``: the size
@@ -105,7 +115,7 @@ class SequenceCodec:
         raise NotImplementedError
 
     def decode_frame(self, decoder: SymbolDecoder, reference: object | None, height: int, width: int,
-                     levels: FrameLevels, index_crc: object) -> tuple[object, np.ndarray]:
+                     settings: FrameSettings, index_crc: object) -> tuple[object, np.ndarray]:
         """Inverse of :meth:`code_frame`: (reference state, decoded (H, W, 3) uint8 frame)."""
         raise NotImplementedError
 
@@ -122,7 +132,8 @@ class SequenceCodec:
         if gop < 1:
             raise InputError(f"the group of pictures must be at least 1 frame, got {gop}")
         level = self.intra.level_of(quality)
-        levels = FrameLevels(level, min(level + self.intra_level_boost, self.intra.levels - 1.0))
+        settings = FrameSettings(level, min(level + self.intra_level_boost, self.intra.levels - 1.0),
+                                 self.crops_latents and crops_latent(info.height, info.width), self.overlaps_motion)
         codings: list[FrameCoding] = []
         psnrs, hashes, reconstructions = [], [], []
         reference: object | None = None
@@ -134,7 +145,7 @@ class SequenceCodec:
                 raise Limits(max_frames=min(max_frames, MAX_FRAMES)).exceeded(
                     "the video's frame count", index + 1, "max_frames")
             frame = np.ascontiguousarray(frame, dtype=np.uint8)
-            coding = self.code_frame(frame, reference if index % gop else None, levels, adaptive_intra,
+            coding = self.code_frame(frame, reference if index % gop else None, settings, adaptive_intra,
                                      last_intra_bytes)
             if coding.intra:
                 last_intra_bytes = len(coding.stream)
@@ -156,7 +167,9 @@ class SequenceCodec:
                       "frames": len(codings), "fps_num": fps.numerator, "fps_den": fps.denominator,
                       "frame_bytes": sizes, "index_crc": [c.index_crc for c in codings],
                       "intra_frames": extra_intra,
-                      **({"intra_level": levels.intra} if levels.intra != level else {})},
+                      **({"intra_level": settings.intra} if settings.intra != level else {}),
+                      **({"cropped_latent": True} if settings.cropped_latent else {}),
+                      **({"overlapped_motion": True} if settings.overlapped_motion else {})},
             sections={"frames": b"".join(c.stream for c in codings)},
         )
         stats = {"frame_bytes": sizes, "intra_frames": extra_intra, "psnr": psnrs, "sha256": hashes,
@@ -168,7 +181,9 @@ class SequenceCodec:
         meta = payload.metadata
         info, gop = video_info(payload, limits), positive_int_field(meta, "gop")
         level = self.intra.check_level(meta.get("level"))
-        levels = FrameLevels(level, self.intra.check_level(meta.get("intra_level", level)))
+        settings = FrameSettings(level, self.intra.check_level(meta.get("intra_level", level)),
+                                 self.crops_latents and flag_field(meta, "cropped_latent"),
+                                 self.overlaps_motion and flag_field(meta, "overlapped_motion"))
         index = frame_index(payload, info.frames, gop)
         data = payload.sections["frames"]
         reference: object | None = None
@@ -176,7 +191,7 @@ class SequenceCodec:
             try:
                 decoder = SymbolDecoder(data[index.offsets[number]:index.offsets[number + 1]])
                 reference, frame = self.decode_frame(decoder, None if number in index.intra else reference,
-                                                     info.height, info.width, levels, index.crcs[number])
+                                                     info.height, info.width, settings, index.crcs[number])
                 decoder.assert_exhausted()
             except EntropyCodingError as error:
                 raise CorruptFileError(f"frame {number} of the bitstream is corrupt: {error}") from error
