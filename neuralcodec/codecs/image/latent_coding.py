@@ -8,7 +8,7 @@ decoder rebuilds on that path (the context networks too); means are snapped to t
 grid, and the CRC32 of the scale indexes (in coding order) is returned for the file.
 
 Cropped latents: images are padded to the transforms' multiple, and the latent positions that lie wholly
-in the padding cover no pixel of the picture (27% of the latent bits of a 176x144 frame padded to
+in the padding cover no pixel of the picture (31% of the latent positions of a 176x144 frame padded to
 192x192). Files that say so (``cropped_latent``) code only the latent rows and columns over the picture
 (:func:`picture_extent`); a decoder sets the others to the snapped hyperprior means, the value a zero
 residual decodes to (:func:`filled_beyond`).
