@@ -21,7 +21,9 @@ from tqdm import tqdm
 
 from bench_output import write_results
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, to_uint8_image
+from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
 from neuralcodec.codecs.image.latent_coding import crops_latent, picture_extent
+from neuralcodec.codecs.image.model import padded_side
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.entropy import SymbolEncoder
 from neuralcodec.eval.bdrate import bd_rate_or_reason
@@ -57,8 +59,8 @@ def main() -> None:
     images = [read_rgb(path) for path in list_images(args.images)]
     images = [rgb for rgb in images if crops_latent(*rgb.shape[:2])][:args.count]
     qualities = [float(q) for q in args.qualities.split(",")]
-    padded_share = [1 - np.prod(picture_extent(*rgb.shape[:2])) / np.prod([-(-s // 64) * 4 for s in rgb.shape[:2]])
-                    for rgb in images]
+    padded_share = [1 - np.prod(picture_extent(*rgb.shape[:2]))
+                    / np.prod([padded_side(side) // ANALYSIS_STRIDE for side in rgb.shape[:2]]) for rgb in images]
     results: dict = {"images": len(images), "padded_latent_share": [round(float(s), 4) for s in padded_share],
                      "qualities": qualities, "models": {}}
     lines = [f"## Cropped against whole latents: {len(images)} images, padded share of the latent "

@@ -37,10 +37,16 @@ from neuralcodec.codecs.image.latent_coding import (
     LatentCoder,
     crops_latent,
     filled_beyond,
-    picture_extent,
+    over_picture,
 )
 from neuralcodec.codecs.image.header import image_size
-from neuralcodec.codecs.image.model import PAD_MULTIPLE, HyperpriorConfig, ImageHyperprior, pad_to_multiple
+from neuralcodec.codecs.image.model import (
+    PAD_MULTIPLE,
+    HyperpriorConfig,
+    ImageHyperprior,
+    pad_to_multiple,
+    padded_side,
+)
 from neuralcodec.codecs.image.options import ImageOptions
 from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.image.refinement import lambda_at, refine_latents
@@ -164,9 +170,8 @@ class ImageHyperpriorCodec:
         means, scales = self._hyper_parameters(z_hat, level)
         if picture is None:
             return self._latents.compress(y, means, scales, level, encoder)
-        rows, columns = picture_extent(*picture)
-        inside, index_crc = self._latents.compress(y[..., :rows, :columns], means[..., :rows, :columns].contiguous(),
-                                                   scales[..., :rows, :columns].contiguous(), level, encoder)
+        inside, index_crc = self._latents.compress(*(over_picture(t, *picture) for t in (y, means, scales)), level,
+                                                   encoder)
         return filled_beyond(inside, means), index_crc
 
     @torch.no_grad()
@@ -184,9 +189,8 @@ class ImageHyperpriorCodec:
 
         if not cropped:
             return self._latents.decompress(means, scales, level, decoder, check)
-        rows, columns = picture_extent(height, width)
-        inside = self._latents.decompress(means[..., :rows, :columns].contiguous(),
-                                          scales[..., :rows, :columns].contiguous(), level, decoder, check)
+        inside = self._latents.decompress(over_picture(means, height, width), over_picture(scales, height, width),
+                                          level, decoder, check)
         return filled_beyond(inside, means)
 
     @torch.no_grad()
@@ -328,8 +332,3 @@ def model_from_weights(weights: LoadedWeights) -> ImageHyperprior | ImageContext
 def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (x[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
-
-
-def padded_side(side: int) -> int:
-    """``side`` rounded up to the transforms' multiple (what images are padded to)."""
-    return -(-side // PAD_MULTIPLE) * PAD_MULTIPLE

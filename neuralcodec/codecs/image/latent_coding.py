@@ -26,7 +26,7 @@ import torch
 from neuralcodec.codecs.common.determinism import scale_index_crc, snap_means
 from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
 from neuralcodec.codecs.image.context import ImageContextModel, gather
-from neuralcodec.codecs.image.model import PAD_MULTIPLE
+from neuralcodec.codecs.image.model import padded_side
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.entropy.models import GaussianConditionalPrior
 
@@ -46,8 +46,13 @@ def picture_extent(height: int, width: int) -> tuple[int, int]:
 def crops_latent(height: int, width: int) -> bool:
     """Whether the padded latent of a ``height`` x ``width`` picture has positions beyond the picture (what
     a cropped-latent file leaves out)."""
-    padded = tuple(-(-side // PAD_MULTIPLE) * PAD_MULTIPLE // ANALYSIS_STRIDE for side in (height, width))
-    return picture_extent(height, width) != padded
+    return picture_extent(height, width) != (padded_side(height) // ANALYSIS_STRIDE, padded_side(width) // ANALYSIS_STRIDE)
+
+
+def over_picture(latent: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The part (..., rows, columns) of a padded latent-grid tensor over a ``height`` x ``width`` picture."""
+    rows, columns = picture_extent(height, width)
+    return latent[..., :rows, :columns].contiguous()
 
 
 def filled_beyond(inside: torch.Tensor, means: torch.Tensor) -> torch.Tensor:

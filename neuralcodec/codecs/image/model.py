@@ -61,6 +61,11 @@ class HyperpriorConfig:
         return cls(**{**data, "lambdas": tuple(data["lambdas"])})
 
 
+def padded_side(side: int) -> int:
+    """``side`` rounded up to the transforms' multiple (what images are padded to)."""
+    return -(-side // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
     """Replicate-pad the bottom/right of (B, C, H, W) so that H and W are multiples of ``multiple``."""
     height, width = x.shape[-2:]

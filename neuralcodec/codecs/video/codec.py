@@ -27,7 +27,8 @@ from neuralcodec.codecs.common.determinism import check_index_crc, scale_index_c
 from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE, HYPER_STRIDE
 from neuralcodec.codecs.common.weights import restore_model
-from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, padded_side, to_uint8_image
+from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, to_uint8_image
+from neuralcodec.codecs.image.model import padded_side
 from neuralcodec.codecs.image.reference import with_referenced_image
 from neuralcodec.codecs.video.model import SpatiotemporalVideoModel, VideoConfig
 from neuralcodec.codecs.video.sequence import FrameCoding, FrameSettings, SequenceCodec
