@@ -1,14 +1,19 @@
-"""What each coding tool of ``video-mc`` buys: overlapped block motion compensation and cropped latents,
-each on and off, on the same model.
+"""What each coding tool of ``video-mc`` buys, each on and off on the same model.
 
-Variants (the encoder's switches ``overlaps_motion`` and ``crops_latents``; decoders follow the file's
-flags): block motion with whole padded latents (the previous release), each tool alone, both (today's
-encoder). Measured on the six Vimeo-90k training clips (one group of pictures each; 448x256, so there is
-nothing to crop: only the motion tools differ) and on the evaluation sequences (first ``--frames`` frames,
-GOP 10). Curves as ``video_rd.py`` measures them (whole files, mean per-frame RGB PSNR, every decode
-checked bit-exact); BD-rates (PCHIP) against the previous release. Writes OUT/video_mc_tools.json and .md.
+Two sets of tools (``--tools``; the encoder's switches, decoders follow the file's flags):
 
-    python benchmarks/video_mc_tools.py --out runs/video-mc-tools --frames 20
+- ``motion``: overlapped block motion compensation (``overlaps_motion``) and cropped latents
+  (``crops_latents``), against block motion with whole padded latents;
+- ``prediction``: the per-frame prediction filter (``filters_prediction``) and I-frames coded by the image
+  context model (``intra_context``), against the encoder without them (overlapped motion, cropped latents).
+
+Sets (``--sets``): the six Vimeo-90k training clips, 8 synthetic camera-motion clips and 8 synthetic
+moving-object clips made from the training photos (7 frames of 256x256 each; one group of pictures per
+clip; these are where tools are chosen), and the evaluation sequences (first ``--frames`` frames, GOP 10).
+Curves as ``video_rd.py`` measures them (whole files, mean per-frame RGB PSNR, every decode checked
+bit-exact); BD-rates (PCHIP) against the first variant. Writes OUT/video_mc_tools.json and .md.
+
+    python benchmarks/video_mc_tools.py --out runs/video-mc-tools --tools prediction --frames 20
 """
 
 from __future__ import annotations
@@ -29,12 +34,37 @@ from video_mc_intra_level import CLIPS, training_clips  # noqa: E402
 from video_rd import SEQUENCES, learned_curve  # noqa: E402
 
 from neuralcodec.codecs.registry import load_codec  # noqa: E402
+from neuralcodec.codecs.video.data import synthetic_clips, with_moving_objects  # noqa: E402
 from neuralcodec.eval.bdrate import bd_rate_or_reason  # noqa: E402
+from neuralcodec.media.images import list_images, read_rgb  # noqa: E402
 from neuralcodec.media.video import VideoInfo, open_video  # noqa: E402
 
-VARIANTS = {"block motion, whole latents": (False, False), "overlapped motion": (True, False),
-            "cropped latents": (False, True), "overlapped motion + cropped latents": (True, True)}
-BASE = "block motion, whole latents"
+PHOTOS = CLIPS.parents[2] / "train-images"
+TRAINING_SETS = ("training clips", "synthetic motion", "moving objects")
+TOOLS = {
+    "motion": {"block motion, whole latents": {"overlaps_motion": False, "crops_latents": False},
+               "overlapped motion": {"overlaps_motion": True, "crops_latents": False},
+               "cropped latents": {"overlaps_motion": False, "crops_latents": True},
+               "overlapped motion + cropped latents": {"overlaps_motion": True, "crops_latents": True}},
+    "prediction": {"overlapped motion + cropped latents": {"filters_prediction": False, "intra_context": False},
+                   "+ prediction filter": {"filters_prediction": True, "intra_context": False},
+                   "+ context-model I-frames": {"filters_prediction": False, "intra_context": True},
+                   "+ both": {"filters_prediction": True, "intra_context": True}},
+}
+"""Variants of each tool set: the codec attributes they set (the first variant is the baseline). Tools
+not named keep today's encoder's setting; ``intra_context`` switches the codec's context entry."""
+
+
+def synthetic_set(name: str, count: int = 8) -> list[list[np.ndarray]]:
+    """``count`` 7-frame 256x256 clips from the training photos: a moving camera ("synthetic motion"), or
+    that with three objects crossing it ("moving objects")."""
+    seed = 11 if name == "synthetic motion" else 12
+    clips = synthetic_clips(PHOTOS, count, 7, 256, seed=seed)
+    if name == "synthetic motion":
+        return [list(clip) for clip in clips]
+    photos = [read_rgb(path) for path in list_images(PHOTOS)]
+    rng = np.random.default_rng(seed)
+    return [list(with_moving_objects(clip, photos, 3, rng)) for clip in clips]
 
 
 def clip_set_curve(codec, clips: list[list[np.ndarray]], qualities: list[float]) -> list[dict]:
@@ -52,36 +82,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model", default="video-mc-vr9c")
+    parser.add_argument("--tools", choices=sorted(TOOLS), default="prediction")
     parser.add_argument("--frames", type=int, default=20, help="first N frames of each evaluation sequence")
     parser.add_argument("--qualities", default="1,2,4,6")
-    parser.add_argument("--sets", default="training clips," + ",".join(SEQUENCES))
+    parser.add_argument("--sets", default=",".join((*TRAINING_SETS, *SEQUENCES)))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     qualities = [float(q) for q in args.qualities.split(",")]
     codec = load_codec(args.model)
-    results: dict = {"model": args.model, "qualities": qualities, "frames": args.frames, "sets": {}}
-    lines = [f"## {args.model}: coding tools on and off (BD-rate vs {BASE})", "",
+    intra_context = codec.intra_context
+    variants = TOOLS[args.tools]
+    base = next(iter(variants))
+    results: dict = {"model": args.model, "tools": args.tools, "qualities": qualities, "frames": args.frames,
+                     "sets": {}}
+    lines = [f"## {args.model}: coding tools on and off (BD-rate vs {base})", "",
              "| set | variant | bpp / PSNR (dB) at qualities " + ", ".join(f"{q:g}" for q in qualities)
              + " | BD-rate | all bit-exact |", "|---|---|---|---|---|"]
     for name in tqdm(args.sets.split(","), desc="sets"):
-        if name == "training clips":
-            clips = training_clips(CLIPS)
-            variants = {v: t for v, t in VARIANTS.items() if not t[1]}  # 448x256: nothing to crop
+        if name in TRAINING_SETS:
+            clips = training_clips(CLIPS) if name == "training clips" else synthetic_set(name)
+            cropping = any(clip[0].shape[0] % 64 or clip[0].shape[1] % 64 for clip in clips)
         else:
             path, fps = SEQUENCES[name]
             with open_video(path, fps=fps) as reader:
                 info = reader.info
                 frames = list(reader)[:args.frames]
-            clips, info = None, dataclasses.replace(info, frames=len(frames))
-            variants = VARIANTS
+            clips, info, cropping = None, dataclasses.replace(info, frames=len(frames)), True
         curves = {}
-        for variant, (overlapped, cropped) in variants.items():
-            codec.overlaps_motion, codec.crops_latents = overlapped, cropped
+        for variant, switches in variants.items():
+            if not cropping and switches.get("crops_latents"):
+                continue  # nothing to crop: the same files as without
+            for attribute, value in switches.items():
+                setattr(codec, attribute, (intra_context if value else None) if attribute == "intra_context" else value)
             curves[variant] = (clip_set_curve(codec, clips, qualities) if clips is not None
                                else learned_curve(codec, frames, info, 10, qualities=qualities))
-        base = [(p["bpp"], p["psnr"]) for p in curves[BASE]]
-        bd = {v: bd_rate_or_reason(base, [(p["bpp"], p["psnr"]) for p in c]) for v, c in curves.items() if v != BASE}
+        anchor = [(p["bpp"], p["psnr"]) for p in curves[base]]
+        bd = {v: bd_rate_or_reason(anchor, [(p["bpp"], p["psnr"]) for p in c]) for v, c in curves.items() if v != base}
         results["sets"][name] = {"curves": curves, "bd_rate_percent_vs_base": bd}
         for variant, points in curves.items():
             cells = " · ".join(f"{p['bpp']:.4f} / {p['psnr']:.2f}" for p in points)

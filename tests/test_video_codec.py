@@ -150,6 +150,9 @@ def test_bad_inputs_give_clear_errors(video_weights: Path, tmp_path: Path):
     flipped[payload.metadata["frame_bytes"][0] + 2] ^= 0xFF  # inside the first P-frame
     with pytest.raises(CorruptFileError):
         list(codec.decode_frames(dataclasses.replace(payload, sections={"frames": bytes(flipped)})))
+    named = "hyperprior-ctx2-vr9c@" + "0" * 16  # video-st codes I-frames with its own model
+    with pytest.raises(CorruptFileError, match="I-frames"):
+        list(codec.decode_frames(dataclasses.replace(payload, metadata={**payload.metadata, "intra_context": named})))
     (tmp_path / "empty.y4m").write_bytes(b"YUV4MPEG2 W8 H8 F25:1 C420jpeg\n")
     assert main(["encode", str(tmp_path / "empty.y4m"), str(tmp_path / "e.ncd"), "--model", str(video_weights)]) == 2
     (tmp_path / "text.y4m").write_text("hello")
@@ -195,6 +198,20 @@ def test_synthetic_clips_follow_a_smooth_camera_motion():
     elsewhere = np.abs(photo[300:364, 400:464].astype(int) - clip[0]).mean()
     assert all(0 < d < elsewhere / 2 for d in step)  # frames move, but stay close to their predecessor
     assert synthetic_clip(photo[:60, :60], length=3, crop=64, rng=rng) is None  # too small for the motion
+
+
+def test_moving_objects_cover_the_clip_where_they_pass():
+    from neuralcodec.codecs.video.data import with_moving_objects
+
+    background = np.zeros((4, 64, 80, 3), np.uint8)
+    photo = np.full((200, 200, 3), 200, np.uint8)
+    clip = with_moving_objects(background, [photo], count=2, rng=np.random.default_rng(5), max_speed=5.0)
+    assert clip.shape == background.shape and clip.dtype == np.uint8
+    covered = (clip > 0).any(axis=-1)
+    assert all(covered[t].any() for t in range(4)) and not covered[0].all()
+    assert not np.array_equal(covered[0], covered[3])  # the objects moved
+    edge = set(np.unique(clip[..., 0]).tolist())
+    assert {0, 200} <= edge and len(edge) > 2  # opaque inside, anti-aliased at the edge
 
 
 @pytest.mark.parametrize("model_id", [m.model_id for m in list_models() if m.codec == "video-st"])

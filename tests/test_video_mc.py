@@ -21,7 +21,9 @@ from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCom
 from neuralcodec.codecs.video.motion import (
     BLOCK, MAX_VECTOR, decode_motion, encode_motion, estimate_motion, field_shape, predict,
 )
+from neuralcodec.codecs.video.prediction_filter import apply_filter, fit_filter
 from neuralcodec.codecs.video.training import frozen_image_model
+from neuralcodec import container
 from neuralcodec.container import read_file
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.errors import CorruptFileError
@@ -150,23 +152,27 @@ def test_p_frame_is_the_motion_compensated_prediction_plus_the_residual(tiny_wei
     first, second, _ = stats["reconstructions"]
     lmbda = lambda_at(codec.intra.image.config.lambdas, codec.intra.level_of(None))
     motion = estimate_motion(first, frames[1], MOTION_RATE_WEIGHT / lmbda**0.5)
-    assert np.array_equal(second, predict(first, motion, overlapped=True))
+    prediction = predict(first, motion, overlapped=True)
+    assert np.array_equal(second, apply_filter(prediction, fit_filter(prediction, frames[1])))
 
 
-def test_files_record_overlapped_motion_and_cropped_latents_and_older_files_decode(mc_weights: Path):
+FLAGS = ("overlapped_motion", "cropped_latent", "filtered_prediction")
+
+
+def test_files_record_their_coding_tools_and_older_files_decode(mc_weights: Path):
     frames, info = _sliding(4), VideoInfo(70, 50, Fraction(25), 4)
     codec = _codec(mc_weights)
     payload, stats = codec.encode_frames(frames, info, gop=4, keep_reconstructions=True, adaptive_intra=False)
-    assert payload.metadata["overlapped_motion"] is True and payload.metadata["cropped_latent"] is True
-    older = _codec(mc_weights)  # an encoder of the previous version: block motion, whole padded latents
-    older.overlaps_motion = older.crops_latents = False
+    assert all(payload.metadata[flag] is True for flag in FLAGS)
+    older = _codec(mc_weights)  # an encoder of an earlier version: block motion, whole padded latents, no filter
+    older.overlaps_motion = older.crops_latents = older.filters_prediction = False
     legacy, legacy_stats = older.encode_frames(frames, info, gop=4, keep_reconstructions=True, adaptive_intra=False)
-    assert "overlapped_motion" not in legacy.metadata and "cropped_latent" not in legacy.metadata
+    assert not set(FLAGS) & legacy.metadata.keys()
     for coded, expected in ((payload, stats), (legacy, legacy_stats)):
         decoded = list(_codec(mc_weights).decode_frames(coded))
         assert all(np.array_equal(a, b) for a, b in zip(decoded, expected["reconstructions"]))
     assert not np.array_equal(stats["reconstructions"][1], legacy_stats["reconstructions"][1])
-    for flag in ("overlapped_motion", "cropped_latent"):
+    for flag in FLAGS:
         crafted = dataclasses.replace(payload, metadata={**payload.metadata, flag: 1})
         with pytest.raises(CorruptFileError, match=flag):
             list(codec.decode_frames(crafted))
@@ -268,3 +274,46 @@ def test_decoding_does_not_depend_on_the_thread_count(mc_weights: Path):
     finally:
         torch.set_num_threads(threads)
     assert all(np.array_equal(a, b) for a, b in zip(decoded, stats["reconstructions"]))
+
+
+# ----------------------------------------------------------------------------- frames coded with a context model
+def test_shipped_model_codes_i_frames_with_the_context_model_and_files_name_it():
+    from neuralcodec.codecs.registry import load_codec
+    from neuralcodec.codecs.video.context_models import CONTEXT_MODEL
+    from neuralcodec.errors import ModelMismatchError
+
+    codec = load_codec("video-mc-vr9c")
+    frames, info = _sliding(3, 64, 96), VideoInfo(96, 64, Fraction(25), 3)
+    payload, stats = codec.encode_frames(frames, info, quality=3, gop=3, keep_reconstructions=True,
+                                         adaptive_intra=False)
+    assert payload.metadata["intra_context"].startswith(CONTEXT_MODEL + "@")
+    payload = container.read(container.write(payload))  # as a file holds it
+    assert [f.tobytes() for f in load_codec("video-mc-vr9c").decode_frames(payload)] \
+        == [f.tobytes() for f in stats["reconstructions"]]
+    plain = load_codec("video-mc-vr9c")
+    plain.intra_context = None  # the previous encoder: the video model's own hyperprior, files without the entry
+    older, older_stats = plain.encode_frames(frames, info, quality=3, gop=3, keep_reconstructions=True,
+                                             adaptive_intra=False)
+    assert "intra_context" not in older.metadata
+    assert [f.tobytes() for f in codec.decode_frames(older)] == [f.tobytes() for f in older_stats["reconstructions"]]
+    assert stats["frame_bytes"][0] < older_stats["frame_bytes"][0]  # the I-frame
+    entry = payload.metadata["intra_context"]
+    for bad, error in ((CONTEXT_MODEL, CorruptFileError), (7, CorruptFileError),
+                       ("hclt-mnist@" + entry[-16:], CorruptFileError), ("no-such-model@" + entry[-16:], CorruptFileError),
+                       (CONTEXT_MODEL + "@" + "0" * 16, ModelMismatchError)):
+        crafted = dataclasses.replace(payload, metadata={**payload.metadata, "intra_context": bad})
+        with pytest.raises(error):
+            list(load_codec("video-mc-vr9c").decode_frames(crafted))
+
+
+def test_models_without_a_named_hyperprior_code_with_their_own(mc_weights: Path):
+    from neuralcodec.codecs.registry import load_codec
+
+    codec = _codec(mc_weights)
+    assert codec.intra_context is None
+    payload, _ = codec.encode_frames(_sliding(2), VideoInfo(70, 50, Fraction(25), 2), gop=2)
+    assert "intra_context" not in payload.metadata
+    entry = load_codec("video-mc-vr9c").intra_context  # built on another hyperprior
+    crafted = dataclasses.replace(payload, metadata={**payload.metadata, "intra_context": entry})
+    with pytest.raises(CorruptFileError, match="intra_context"):
+        list(codec.decode_frames(crafted))

@@ -107,3 +107,43 @@ def synthetic_clips(photos_root: str | Path, count: int, length: int, crop: int,
         if clip is not None:
             made += 1
             yield clip
+
+
+def with_moving_objects(clip: np.ndarray, photos: list[np.ndarray], count: int, rng: np.random.Generator,
+                        max_speed: float = 6.0) -> np.ndarray:
+    """``clip`` (T, H, W, 3) uint8 with ``count`` opaque objects pasted over it, each an ellipse cut from a
+    random photo (a fifth to a half of the clip's side across) moving in a straight line at its own speed
+    (up to ``max_speed`` pixels a frame) with anti-aliased edges: several motions and occlusions in one
+    clip, as in scenes with people, unlike a camera motion alone."""
+    length, height, width = clip.shape[:3]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    frames = clip.astype(np.float64)
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        radii = rng.uniform(0.1, 0.25, size=2) * np.array([height, width])
+        if min(photo.shape[:2]) <= 2 * radii.max() + 2:
+            continue
+        source = np.array([rng.uniform(radii[0], photo.shape[0] - radii[0] - 1),
+                           rng.uniform(radii[1], photo.shape[1] - radii[1] - 1)])
+        start = np.array([rng.uniform(0, height), rng.uniform(0, width)])
+        direction = rng.uniform(0, 2 * math.pi)
+        velocity = max_speed * rng.uniform(0.2, 1.0) * np.array([math.sin(direction), math.cos(direction)])
+        for t in range(length):
+            dy, dx = ys - (start[0] + velocity[0] * t), xs - (start[1] + velocity[1] * t)
+            distance = np.sqrt((dy / radii[0]) ** 2 + (dx / radii[1]) ** 2)
+            cover = np.clip((1 - distance) * radii.min() + 0.5, 0, 1)[..., None]  # one-pixel soft edge
+            texture = _bilinear(photo, source[0] + dy, source[1] + dx)
+            frames[t] = cover * texture + (1 - cover) * frames[t]
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def _bilinear(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, 3) read at real coordinates (edges replicated), float64."""
+    height, width = image.shape[:2]
+    y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
+    fy, fx = (ys - y0)[..., None], (xs - x0)[..., None]
+    y1, x1 = np.clip(y0 + 1, 0, height - 1), np.clip(x0 + 1, 0, width - 1)
+    y0, x0 = np.clip(y0, 0, height - 1), np.clip(x0, 0, width - 1)
+    pixels = image.astype(np.float64)
+    return ((1 - fy) * ((1 - fx) * pixels[y0, x0] + fx * pixels[y0, x1])
+            + fy * ((1 - fx) * pixels[y1, x0] + fx * pixels[y1, x1]))

@@ -6,7 +6,10 @@ An I-frame is coded as the image codec codes an image. A P-frame stream holds th
 compensated prediction from the previous decoded frame, coded by the residual hyperprior. The decoded
 P-frame is ``clip(prediction + round(255 · r̂))``. Files of this version predict with overlapped block
 motion compensation and code latents only over the picture (the flags ``overlapped_motion`` and
-``cropped_latent``); files without the flags decode as they were written.
+``cropped_latent``); files without the flags decode as they were written. Where the shipped image
+context model on the video model's I-frame hyperprior is installed, I-frames are coded with it (the
+file's ``intra_context``: :mod:`neuralcodec.codecs.video.context_models`). The prediction is filtered
+with a kernel fitted per frame (``filtered_prediction``: :mod:`neuralcodec.codecs.video.prediction_filter`).
 
 Determinism: decoded frames are references for the next frame, so both synthesis transforms run in
 float64 on the CPU and their output is rounded to 8 bits; motion compensation is integer arithmetic;
@@ -37,9 +40,11 @@ from neuralcodec.codecs.common.inference import inference_form
 from neuralcodec.codecs.common.weights import restore_model
 from neuralcodec.codecs.image.codec import ImageHyperpriorCodec, lambda_at
 from neuralcodec.codecs.image.model import ImageHyperprior
-from neuralcodec.codecs.image.reference import with_referenced_image
+from neuralcodec.codecs.image.reference import IMAGE_REFERENCE_KEY, with_referenced_image
+from neuralcodec.codecs.video.context_models import CONTEXT_MODEL, context_entry, named_context_model
 from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
 from neuralcodec.codecs.video.motion import decode_motion, encode_motion, estimate_motion, field_shape, predict
+from neuralcodec.codecs.video.prediction_filter import apply_filter, decode_filter, encode_filter, fit_filter
 from neuralcodec.codecs.video.sequence import FrameCoding, FrameSettings, SequenceCodec
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.pretrained import LoadedWeights
@@ -84,30 +89,52 @@ class MotionCompensatedVideoCodec(SequenceCodec):
     intra_level_boost: ClassVar[float] = INTRA_LEVEL_BOOST
     crops_latents: ClassVar[bool] = True
     overlaps_motion: ClassVar[bool] = True
+    filters_prediction: ClassVar[bool] = True
 
     def __init__(self, model: MotionCompensatedVideoModel, model_id: str, weights_hash: bytes,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", image_reference: dict | None = None) -> None:
+        """``image_reference``: the weights' entry naming the shipped I-frame hyperprior, if they name one
+        (then frames may be coded with a context model built on it)."""
         self.model = model.to(device).eval()
-        self.intra = ImageHyperpriorCodec(model.image, model_id, weights_hash, device)
+        self.device = device
         self.residual = ImageHyperpriorCodec(model.residual, model_id, weights_hash, device)
         self._intra_synthesis = ExactSynthesis(model.image)
         self._residual_synthesis = ExactSynthesis(model.residual)
-        super().__init__(model_id, weights_hash, self.intra)
+        self._image_reference = image_reference
+        self._context_codecs: dict[str, ImageHyperpriorCodec] = {}
+        super().__init__(model_id, weights_hash, ImageHyperpriorCodec(model.image, model_id, weights_hash, device))
+        self.intra_context = context_entry(CONTEXT_MODEL, image_reference)
 
     @classmethod
     def from_weights(cls, weights: LoadedWeights, device: str = "cpu") -> MotionCompensatedVideoCodec:
         config = MotionCompensatedConfig.from_dict(weights.config)
         model = restore_model(MotionCompensatedVideoModel(config),
                               with_referenced_image(weights, config.image, "video model"))
-        return cls(model, weights.model_id, weights.weights_hash, device)
+        return cls(model, weights.model_id, weights.weights_hash, device, weights.config.get(IMAGE_REFERENCE_KEY))
+
+    def checked_intra_context(self, entry: object) -> str | None:
+        """A file's ``intra_context`` entry, the I-frame codec it names built (see :mod:`~.context_models`)."""
+        if entry is not None:
+            self._intra_codec(entry)
+        return entry  # type: ignore[return-value]  # a str: _intra_codec checked it
+
+    def _intra_codec(self, entry: object) -> ImageHyperpriorCodec:
+        """The I-frame codec of the context model ``entry`` names (None: the video model's own hyperprior)."""
+        if entry is None:
+            return self.intra
+        if str(entry) not in self._context_codecs:
+            self._context_codecs[str(entry)] = ImageHyperpriorCodec(
+                named_context_model(entry, self._image_reference), self.model_id,
+                self.weights_hash, self.device)
+        return self._context_codecs[str(entry)]
 
     # ------------------------------------------------------------------ frames
     def _intra_frame(self, frame: np.ndarray, settings: FrameSettings) -> FrameCoding:
         height, width = frame.shape[:2]
         x = torch.from_numpy(frame.astype(np.float32)).permute(2, 0, 1)[None] / 255
-        encoder = SymbolEncoder()
-        y_hat, crc = self.intra.encode_latent(self.intra.analyze(x, settings.intra), settings.intra, encoder,
-                                              picture=_picture(frame, settings))
+        encoder, intra = SymbolEncoder(), self._intra_codec(settings.intra_context)
+        y_hat, crc = intra.encode_latent(intra.analyze(x, settings.intra), settings.intra, encoder,
+                                         picture=_picture(frame, settings))
         decoded = self._intra_pixels(y_hat, settings.intra, height, width)
         return FrameCoding(encoder.finish(), decoded, decoded, crc, True)
 
@@ -119,9 +146,13 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         level = settings.predicted
         motion = estimate_motion(reference, frame, MOTION_RATE_WEIGHT / lmbda**0.5)
         prediction = predict(reference, motion, settings.overlapped_motion)
-        residual = torch.from_numpy(frame.astype(np.float32) - prediction).permute(2, 0, 1)[None] / 255
         encoder = SymbolEncoder()
         encode_motion(motion, encoder)
+        if settings.filtered_prediction:
+            taps = fit_filter(prediction, frame)
+            encode_filter(taps, encoder)
+            prediction = apply_filter(prediction, taps)
+        residual = torch.from_numpy(frame.astype(np.float32) - prediction).permute(2, 0, 1)[None] / 255
         y_hat, crc = self.residual.encode_latent(self.residual.analyze(residual, level), level, encoder,
                                                  picture=_picture(frame, settings))
         decoded = self._add_residual(prediction, y_hat, level)
@@ -158,13 +189,15 @@ class MotionCompensatedVideoCodec(SequenceCodec):
         """The frame coded in ``decoder`` (twice: it is the next frame's reference): an I-frame when
         ``reference`` is None, else a P-frame predicted from it."""
         if reference is None:
-            y_hat = self.intra.decode_latent(height, width, settings.intra, decoder, index_crc,
-                                             cropped=settings.cropped_latent)
+            y_hat = self._intra_codec(settings.intra_context).decode_latent(
+                height, width, settings.intra, decoder, index_crc, cropped=settings.cropped_latent)
             frame = self._intra_pixels(y_hat, settings.intra, height, width)
         else:
-            motion = decode_motion(*field_shape(height, width), decoder)
+            prediction = predict(reference, decode_motion(*field_shape(height, width), decoder),
+                                 settings.overlapped_motion)
+            if settings.filtered_prediction:
+                prediction = apply_filter(prediction, decode_filter(decoder))
             y_hat = self.residual.decode_latent(height, width, settings.predicted, decoder, index_crc,
                                                 cropped=settings.cropped_latent)
-            frame = self._add_residual(predict(reference, motion, settings.overlapped_motion), y_hat,
-                                       settings.predicted)
+            frame = self._add_residual(prediction, y_hat, settings.predicted)
         return frame, frame

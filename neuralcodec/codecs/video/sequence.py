@@ -8,8 +8,10 @@ predicted from (a latent for ``video-st``, the decoded pixels for ``video-mc``),
 File metadata: ``height``, ``width``, ``level``, ``gop``, ``frames``, ``fps_num``/``fps_den``,
 ``frame_bytes`` (list), ``index_crc`` (list), ``intra_frames`` (indexes of frames coded as I-frames
 inside a group of pictures), when the I-frames are coded at another gain level than the P-frames,
-``intra_level``, and the flags ``cropped_latent`` and ``overlapped_motion`` when frames are coded that
-way; one section ``frames`` holding the streams back to back.
+``intra_level``, the flags ``cropped_latent``, ``overlapped_motion`` and ``filtered_prediction`` when
+frames are coded that way, and ``intra_context`` (a model id and hash) when I-frames are coded with an
+image context model (:mod:`neuralcodec.codecs.video.context_models`); one section ``frames`` holding the
+streams back to back.
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ class FrameSettings:
     """How a file's frames are coded: the gain levels ``predicted`` for P-frames (the file's ``level``) and
     ``intra`` for I-frames (its ``intra_level``; by default the same), whether latents are coded only
     over the picture (its ``cropped_latent``; see :mod:`neuralcodec.codecs.image.latent_coding`) and
-    whether block motion is overlapped (its ``overlapped_motion``; codecs that predict from pixels)."""
+    whether block motion is overlapped and the prediction filtered (its ``overlapped_motion`` and
+    ``filtered_prediction``; codecs that predict from pixels) and which image context model codes
+    I-frames (its ``intra_context`` entry; None: the video model's own hyperprior)."""
 
     predicted: float
     intra: float
     cropped_latent: bool = False
     overlapped_motion: bool = False
+    filtered_prediction: bool = False
+    intra_context: str | None = None
 
 
 @dataclass
@@ -99,12 +105,24 @@ class SequenceCodec:
     """Whether the encoder codes cropped latents when the frame size is not the transforms' multiple."""
     overlaps_motion: ClassVar[bool] = False
     """Whether the encoder predicts with overlapped block motion compensation."""
+    filters_prediction: ClassVar[bool] = False
+    """Whether the encoder filters the prediction (:mod:`~neuralcodec.codecs.video.prediction_filter`)."""
 
     def __init__(self, model_id: str, weights_hash: bytes, intra: ImageHyperpriorCodec) -> None:
         self.model_id = model_id
         self.weights_hash = weights_hash
         self.intra = intra
         """The I-frame codec (its levels are the video codec's)."""
+        self.intra_context: str | None = None
+        """The ``intra_context`` entry naming the context model the encoder codes I-frames with (None:
+        ``intra``)."""
+
+    def checked_intra_context(self, entry: object) -> str | None:
+        """A file's ``intra_context`` entry once the codec can decode with the model it names (loaded); this
+        codec codes I-frames with its own model only: CorruptFileError for any entry."""
+        if entry is not None:
+            raise CorruptFileError(f"{self.name} files code I-frames with the video model itself")
+        return None
 
     # ------------------------------------------------------------------ one frame
     def code_frame(self, frame: np.ndarray, reference: object | None, settings: FrameSettings, adaptive_intra: bool,
@@ -133,7 +151,8 @@ class SequenceCodec:
             raise InputError(f"the group of pictures must be at least 1 frame, got {gop}")
         level = self.intra.level_of(quality)
         settings = FrameSettings(level, min(level + self.intra_level_boost, self.intra.levels - 1.0),
-                                 self.crops_latents and crops_latent(info.height, info.width), self.overlaps_motion)
+                                 self.crops_latents and crops_latent(info.height, info.width), self.overlaps_motion,
+                                 self.filters_prediction, self.intra_context)
         codings: list[FrameCoding] = []
         psnrs, hashes, reconstructions = [], [], []
         reference: object | None = None
@@ -169,7 +188,9 @@ class SequenceCodec:
                       "intra_frames": extra_intra,
                       **({"intra_level": settings.intra} if settings.intra != level else {}),
                       **({"cropped_latent": True} if settings.cropped_latent else {}),
-                      **({"overlapped_motion": True} if settings.overlapped_motion else {})},
+                      **({"overlapped_motion": True} if settings.overlapped_motion else {}),
+                      **({"filtered_prediction": True} if settings.filtered_prediction else {}),
+                      **({"intra_context": settings.intra_context} if settings.intra_context else {})},
             sections={"frames": b"".join(c.stream for c in codings)},
         )
         stats = {"frame_bytes": sizes, "intra_frames": extra_intra, "psnr": psnrs, "sha256": hashes,
@@ -183,7 +204,9 @@ class SequenceCodec:
         level = self.intra.check_level(meta.get("level"))
         settings = FrameSettings(level, self.intra.check_level(meta.get("intra_level", level)),
                                  self.crops_latents and flag_field(meta, "cropped_latent"),
-                                 self.overlaps_motion and flag_field(meta, "overlapped_motion"))
+                                 self.overlaps_motion and flag_field(meta, "overlapped_motion"),
+                                 self.filters_prediction and flag_field(meta, "filtered_prediction"),
+                                 self.checked_intra_context(meta.get("intra_context")))
         index = frame_index(payload, info.frames, gop)
         data = payload.sections["frames"]
         reference: object | None = None
