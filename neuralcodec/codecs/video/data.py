@@ -7,6 +7,8 @@ of ``length`` consecutive frames, each at a random aligned crop (with flips).
 Synthetic clips: a photo seen by a moving camera — per clip a random pan (up to ``max_shift`` pixels
 a frame, small speeds more likely), zoom (up to ±2% a frame), rotation (up to ±1° a frame) and brightness drift (up to ±2% a
 frame), rendered with bilinear resampling. They teach the temporal prior how latents move.
+:func:`with_moving_objects` adds objects crossing such a clip (several motions, occlusions): the
+motion-compensated codec's tools are chosen on those too (``benchmarks/video_mc_tools.py``).
 """
 
 from __future__ import annotations
