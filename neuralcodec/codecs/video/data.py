@@ -83,8 +83,7 @@ def synthetic_clip(photo: np.ndarray, length: int, crop: int, rng: np.random.Gen
         cx, cy = center + velocity * t
         x = cx + cos * gx - sin * gy
         y = cy + sin * gx + cos * gy
-        grid = torch.stack([(2 * x + 1) / width - 1, (2 * y + 1) / height - 1], dim=-1)[None]
-        frame = F.grid_sample(source, grid, mode="bilinear", align_corners=False)[0] * (1 + drift) ** t
+        frame = _read_at(source, y, x) * (1 + drift) ** t
         frames.append(frame.clamp(0, 255).round().byte().permute(1, 2, 0).numpy())
     return np.stack(frames)
 
@@ -122,10 +121,11 @@ def with_moving_objects(clip: np.ndarray, photos: list[np.ndarray], count: int, 
     frames = clip.astype(np.float64)
     for _ in range(count):
         photo = photos[rng.integers(len(photos))]
+        source_image = torch.from_numpy(np.array(photo, dtype=np.float64)).permute(2, 0, 1)[None]
         radii = rng.uniform(0.1, 0.25, size=2) * np.array([height, width])
         if min(photo.shape[:2]) <= 2 * radii.max() + 2:
             continue
-        source = np.array([rng.uniform(radii[0], photo.shape[0] - radii[0] - 1),
+        centre = np.array([rng.uniform(radii[0], photo.shape[0] - radii[0] - 1),
                            rng.uniform(radii[1], photo.shape[1] - radii[1] - 1)])
         start = np.array([rng.uniform(0, height), rng.uniform(0, width)])
         direction = rng.uniform(0, 2 * math.pi)
@@ -134,18 +134,15 @@ def with_moving_objects(clip: np.ndarray, photos: list[np.ndarray], count: int, 
             dy, dx = ys - (start[0] + velocity[0] * t), xs - (start[1] + velocity[1] * t)
             distance = np.sqrt((dy / radii[0]) ** 2 + (dx / radii[1]) ** 2)
             cover = np.clip((1 - distance) * radii.min() + 0.5, 0, 1)[..., None]  # one-pixel soft edge
-            texture = _bilinear(photo, source[0] + dy, source[1] + dx)
+            texture = _read_at(source_image, torch.from_numpy(centre[0] + dy), torch.from_numpy(centre[1] + dx),
+                               "border").permute(1, 2, 0).numpy()
             frames[t] = cover * texture + (1 - cover) * frames[t]
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
 
-def _bilinear(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """``image`` (H, W, 3) read at real coordinates (edges replicated), float64."""
-    height, width = image.shape[:2]
-    y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
-    fy, fx = (ys - y0)[..., None], (xs - x0)[..., None]
-    y1, x1 = np.clip(y0 + 1, 0, height - 1), np.clip(x0 + 1, 0, width - 1)
-    y0, x0 = np.clip(y0, 0, height - 1), np.clip(x0, 0, width - 1)
-    pixels = image.astype(np.float64)
-    return ((1 - fy) * ((1 - fx) * pixels[y0, x0] + fx * pixels[y0, x1])
-            + fy * ((1 - fx) * pixels[y1, x0] + fx * pixels[y1, x1]))
+def _read_at(source: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """The (1, C, H, W) image ``source`` read bilinearly at real pixel coordinates ``ys``, ``xs`` (h, w):
+    (C, h, w); outside the image ``padding`` ("zeros", or "border": edges replicated)."""
+    height, width = source.shape[-2:]
+    grid = torch.stack([(2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1], dim=-1)[None]
+    return F.grid_sample(source, grid, mode="bilinear", padding_mode=padding, align_corners=False)[0]

@@ -47,9 +47,8 @@ def identity_filter() -> np.ndarray:
 def _shifted(image: np.ndarray) -> np.ndarray:
     """(H, W, C, taps) int64: ``image`` at each kernel offset, edges replicated."""
     height, width = image.shape[:2]
-    r = max(max(abs(dy), abs(dx)) for dy, dx in OFFSETS)
-    padded = np.pad(image.astype(np.int64), ((r, r), (r, r), (0, 0)), mode="edge")
-    return np.stack([padded[r + dy:r + dy + height, r + dx:r + dx + width] for dy, dx in OFFSETS], axis=-1)
+    padded = np.pad(image.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return np.stack([padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width] for dy, dx in OFFSETS], axis=-1)
 
 
 def fit_filter(prediction: np.ndarray, frame: np.ndarray) -> np.ndarray:
