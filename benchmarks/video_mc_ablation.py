@@ -29,7 +29,6 @@ from video_rd import SEQUENCES, learned_curve  # noqa: E402
 
 from neuralcodec.codecs.image.refinement import lambda_at  # noqa: E402
 from neuralcodec.codecs.registry import load_codec  # noqa: E402
-from neuralcodec.codecs.video.mc_codec import MOTION_RATE_WEIGHT  # noqa: E402
 from neuralcodec.codecs.video.mc_export import export_mc_model  # noqa: E402
 from neuralcodec.codecs.video.mc_model import MotionCompensatedVideoModel  # noqa: E402
 from neuralcodec.codecs.video.motion import encode_motion, estimate_motion  # noqa: E402
@@ -43,13 +42,18 @@ def motion_share(model: str, frames: list[np.ndarray], info, gop: int, quality: 
     codec = load_codec(model)
     payload, stats = codec.encode_frames(frames, info, quality, gop, keep_reconstructions=True)
     level = codec.intra.level_of(quality)
-    weight = MOTION_RATE_WEIGHT / lambda_at(codec.intra.image.config.lambdas, level) ** 0.5
+    weight = codec.motion_rate_weight / lambda_at(codec.intra.image.config.lambdas, level) ** 0.5
     intra = set(stats["intra_frames"]) | set(range(0, len(frames), gop))
-    motion_bytes = 0
-    for index in sorted(set(range(len(frames))) - intra):
+    motion_bytes, previous = 0, None
+    for index in range(len(frames)):
+        if index in intra:
+            previous = None  # the next field is coded without a previous one
+            continue
+        field = estimate_motion(stats["reconstructions"][index - 1], frames[index], weight)
         encoder = SymbolEncoder()
-        encode_motion(estimate_motion(stats["reconstructions"][index - 1], frames[index], weight), encoder)
+        encode_motion(field, encoder, previous if payload.metadata.get("temporal_motion") else None)
         motion_bytes += len(encoder.finish())
+        previous = field
     p_bytes = sum(b for i, b in enumerate(stats["frame_bytes"]) if i not in intra)
     return {"quality": quality, "motion_bytes": motion_bytes, "p_frame_bytes": p_bytes,
             "all_bytes": sum(stats["frame_bytes"]), "motion_share_of_p_frames": motion_bytes / p_bytes,

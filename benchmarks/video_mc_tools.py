@@ -1,11 +1,16 @@
 """What each coding tool of ``video-mc`` buys, each on and off on the same model.
 
-Two sets of tools (``--tools``; the encoder's switches, decoders follow the file's flags):
+Three sets of tools (``--tools``; the encoder's switches, decoders follow the file's flags):
 
 - ``motion``: overlapped block motion compensation (``overlaps_motion``) and cropped latents
   (``crops_latents``), against block motion with whole padded latents;
 - ``prediction``: the per-frame prediction filter (``filters_prediction``) and I-frames coded by the image
-  context model (``intra_context``), against the encoder without them (overlapped motion, cropped latents).
+  context model (``intra_context``), against the encoder without them (overlapped motion, cropped latents);
+- ``temporal``: a P-frame's motion field (``codes_motion_temporally``) and residual hyper-latent
+  (``codes_hyper_latent_temporally``) coded with the previous P-frame's as context, against the encoder
+  without them, at the motion rate weight chosen for spatial coding (0.68); both with today's (0.5); and
+  today's encoder, which also chooses each vector by its estimated code length under the temporal context
+  (``chooses_vectors_by_code_length``).
 
 Sets (``--sets``): the six Vimeo-90k training clips, 8 synthetic camera-motion clips and 8 synthetic
 moving-object clips made from the training photos (7 frames of 256x256 each; one group of pictures per
@@ -41,6 +46,14 @@ from neuralcodec.media.video import VideoInfo, open_video  # noqa: E402
 
 PHOTOS = CLIPS.parents[2] / "train-images"
 TRAINING_SETS = ("training clips", "synthetic motion", "moving objects")
+
+
+def _temporal(motion: bool, hyper_latent: bool, rate_weight: float = 0.68, by_code_length: bool = False) -> dict:
+    """The switches of a ``temporal`` variant."""
+    return {"codes_motion_temporally": motion, "codes_hyper_latent_temporally": hyper_latent,
+            "motion_rate_weight": rate_weight, "chooses_vectors_by_code_length": by_code_length}
+
+
 TOOLS = {
     "motion": {"block motion, whole latents": {"overlaps_motion": False, "crops_latents": False},
                "overlapped motion": {"overlaps_motion": True, "crops_latents": False},
@@ -50,6 +63,12 @@ TOOLS = {
                    "+ prediction filter": {"filters_prediction": True, "intra_context": False},
                    "+ context-model I-frames": {"filters_prediction": False, "intra_context": True},
                    "+ both": {"filters_prediction": True, "intra_context": True}},
+    "temporal": {"spatial contexts": _temporal(False, False),
+                 "+ temporal motion context": _temporal(True, False),
+                 "+ temporal hyper-latent context": _temporal(False, True),
+                 "+ both": _temporal(True, True),
+                 "+ both, motion rate weight 0.5": _temporal(True, True, 0.5),
+                 "+ vectors chosen by code length": _temporal(True, True, 0.5, True)},
 }
 """Variants of each tool set: the codec attributes they set (the first variant is the baseline). Tools
 not named keep today's encoder's setting; ``intra_context`` switches the codec's context entry."""
@@ -86,6 +105,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20, help="first N frames of each evaluation sequence")
     parser.add_argument("--qualities", default="1,2,4,6")
     parser.add_argument("--sets", default=",".join((*TRAINING_SETS, *SEQUENCES)))
+    parser.add_argument("--variants", help="only these variants of the tool set (separated by ';', as their "
+                                           "names hold commas; the first is the BD-rate anchor); default: all")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -93,6 +114,11 @@ def main() -> None:
     codec = load_codec(args.model)
     intra_context = codec.intra_context
     variants = TOOLS[args.tools]
+    if args.variants:
+        unknown = [v for v in args.variants.split(";") if v not in variants]
+        if unknown:
+            parser.error(f"unknown variants {unknown}; {args.tools} has {list(variants)}")
+        variants = {v: variants[v] for v in args.variants.split(";")}
     base = next(iter(variants))
     results: dict = {"model": args.model, "tools": args.tools, "qualities": qualities, "frames": args.frames,
                      "sets": {}}

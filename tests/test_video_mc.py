@@ -15,18 +15,20 @@ from PIL import Image
 
 from neuralcodec.cli import main
 from neuralcodec.codecs.image.refinement import lambda_at
-from neuralcodec.codecs.video.mc_codec import MOTION_RATE_WEIGHT, MotionCompensatedVideoCodec
+from neuralcodec.codecs.video.mc_codec import MotionCompensatedVideoCodec
 from neuralcodec.codecs.video.mc_export import export_mc_model
 from neuralcodec.codecs.video.mc_model import MotionCompensatedConfig, MotionCompensatedVideoModel
 from neuralcodec.codecs.video.motion import (
     BLOCK, MAX_VECTOR, decode_motion, encode_motion, estimate_motion, field_shape, predict,
 )
+from neuralcodec.codecs.video.hyper_latent_context import ZERO_SPIKE, TemporalHyperLatentTables, _mixed_row
 from neuralcodec.codecs.video.prediction_filter import apply_filter, fit_filter
 from neuralcodec.codecs.video.training import frozen_image_model
 from neuralcodec import container
 from neuralcodec.container import read_file
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
-from neuralcodec.errors import CorruptFileError
+from neuralcodec.entropy.models import FactorizedPrior
+from neuralcodec.errors import CorruptFileError, InputError
 from neuralcodec.media.video import VideoInfo, open_video, open_video_writer
 from neuralcodec.pretrained import load_weights_file
 from tests.test_video_io import moving_frames
@@ -85,6 +87,21 @@ def test_estimation_finds_a_global_shift():
     assert error.mean() < np.abs(reference.astype(int) - current)[BLOCK:-BLOCK, BLOCK:-BLOCK].mean() / 4
 
 
+def test_estimation_with_the_previous_field_keeps_vectors_cheap_under_it():
+    scene = _textured(96, 128)
+    reference, current = scene[4:68, 8:104], scene[:64, 13:109]  # the content moved by (+4, -5) pixels
+    shift = np.zeros((*field_shape(64, 96), 2), np.int32) + np.array([-8, 10], np.int32)
+    for weight in (0.25, 4.0):
+        chosen = estimate_motion(reference, current, weight, previous=shift)
+        assert chosen.shape == shift.shape and (chosen == shift).all(axis=-1).mean() > 0.9
+        with_previous, alone = SymbolEncoder(), SymbolEncoder()
+        encode_motion(chosen, with_previous, shift)
+        encode_motion(chosen, alone)
+        assert with_previous.ideal_bits < 0.8 * alone.ideal_bits
+    still = estimate_motion(reference, reference, 4.0, previous=np.zeros_like(shift))
+    assert not still.any()
+
+
 def test_motion_field_round_trip_and_hostile_vectors():
     rng = np.random.default_rng(2)
     field = rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, (5, 7, 2)).astype(np.int32)
@@ -99,6 +116,71 @@ def test_motion_field_round_trip_and_hostile_vectors():
     encode_motion(np.full((2, 2, 2), MAX_VECTOR + 5, np.int32), bad)
     with pytest.raises(CorruptFileError, match="motion vector"):
         decode_motion(2, 2, SymbolDecoder(bad.finish()))
+
+
+def test_motion_coded_with_the_previous_field_round_trips_and_costs_less_where_motion_persists():
+    rng = np.random.default_rng(5)
+    pan = np.zeros((15, 26, 2), np.int32) + np.array([3, -7], np.int32)
+    pan[4:9, 5:12] = rng.integers(-20, 21, (5, 7, 2))  # players moving irregularly in the panning scene
+    current = pan.copy()
+    current[5:7, 6:9] += np.array([1, -1], np.int32)  # ... and as much in the next frame, a few a little more
+    for previous in (pan, rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, pan.shape).astype(np.int32)):
+        encoder = SymbolEncoder()
+        encode_motion(current, encoder, previous)
+        assert np.array_equal(decode_motion(15, 26, SymbolDecoder(encoder.finish()), previous), current)
+    with_previous, alone = SymbolEncoder(), SymbolEncoder()
+    encode_motion(current, with_previous, pan)
+    encode_motion(current, alone)
+    assert with_previous.ideal_bits < 0.7 * alone.ideal_bits
+    with pytest.raises(InputError, match="previous motion field"):
+        encode_motion(current, SymbolEncoder(), pan[:, :-1])
+
+
+# ----------------------------------------------------------------------------- hyper-latent context
+def _prior(channels: int = 3) -> FactorizedPrior:
+    torch.manual_seed(0)
+    prior = FactorizedPrior(channels, init_scale=4.0)
+    prior.build_tables()
+    return prior
+
+
+def test_mixed_tables_put_the_spike_on_the_previous_symbol_in_exact_integers():
+    row = np.array([5, 1 << 23, (1 << 23) - 10, 5], np.int64)  # three symbols and the escape
+    mixed = _mixed_row(row, 2, round(0.7 * (1 << 24)))
+    assert mixed.sum() == 1 << 24 and mixed.min() >= 1
+    assert mixed[2] >= round(0.7 * (1 << 24)) and (mixed[[0, 1, 3]] <= row[[0, 1, 3]]).all()
+    tables = TemporalHyperLatentTables(_prior())
+    own = tables.prior.tables
+    assert len(tables.tables) == len(own) + int(own.lengths.sum())
+    previous = np.zeros((1, 3, 1, 1), np.int64)
+    spike = tables.indexes(previous)[0, :, 0, 0]
+    zero = -own.offsets  # the median's entry in each channel's row
+    assert (tables.tables.freqs[spike, zero] >= ZERO_SPIKE * (1 << 24)).all()
+
+
+def test_hyper_latent_coded_with_the_previous_symbols_round_trips_and_costs_less_when_they_repeat():
+    tables = TemporalHyperLatentTables(_prior())
+    rng = np.random.default_rng(7)
+    medians = tables.prior._medians_like(4)
+    previous = rng.integers(-3, 4, (1, 3, 6, 5))
+    previous[0, 0, 0, 0] = 500  # outside the table: that position codes with the channel's own row
+    symbols = previous.copy()
+    symbols[0, 1, 2, :3] += 1
+    symbols[0, 2, 0, 0] = -700  # an escape
+    z = torch.from_numpy(symbols).float() + medians
+    bits = []
+    for context in (previous, None):
+        encoder = SymbolEncoder()
+        coder = tables.coder(context)
+        z_hat = coder.compress(z + 0.2, encoder)
+        assert np.array_equal(coder.symbols, symbols) and torch.equal(z_hat, z)
+        decoder = tables.coder(context)
+        assert torch.equal(decoder.decompress(z.shape, SymbolDecoder(encoder.finish())), z)
+        assert np.array_equal(decoder.symbols, symbols)
+        bits.append(encoder.ideal_bits)
+    assert bits[0] < 0.7 * bits[1]
+    with pytest.raises(InputError, match="previous hyper-latent"):
+        tables.coder(previous[:, :, :-1]).compress(z, SymbolEncoder())
 
 
 # ----------------------------------------------------------------------------- codec
@@ -151,12 +233,12 @@ def test_p_frame_is_the_motion_compensated_prediction_plus_the_residual(tiny_wei
                                          keep_reconstructions=True, adaptive_intra=False)
     first, second, _ = stats["reconstructions"]
     lmbda = lambda_at(codec.intra.image.config.lambdas, codec.intra.level_of(None))
-    motion = estimate_motion(first, frames[1], MOTION_RATE_WEIGHT / lmbda**0.5)
+    motion = estimate_motion(first, frames[1], codec.motion_rate_weight / lmbda**0.5)
     prediction = predict(first, motion, overlapped=True)
     assert np.array_equal(second, apply_filter(prediction, fit_filter(prediction, frames[1])))
 
 
-FLAGS = ("overlapped_motion", "cropped_latent", "filtered_prediction")
+FLAGS = ("overlapped_motion", "cropped_latent", "filtered_prediction", "temporal_motion", "temporal_hyper_latent")
 
 
 def test_files_record_their_coding_tools_and_older_files_decode(mc_weights: Path):
@@ -164,8 +246,9 @@ def test_files_record_their_coding_tools_and_older_files_decode(mc_weights: Path
     codec = _codec(mc_weights)
     payload, stats = codec.encode_frames(frames, info, gop=4, keep_reconstructions=True, adaptive_intra=False)
     assert all(payload.metadata[flag] is True for flag in FLAGS)
-    older = _codec(mc_weights)  # an encoder of an earlier version: block motion, whole padded latents, no filter
-    older.overlaps_motion = older.crops_latents = older.filters_prediction = False
+    older = _codec(mc_weights)  # an encoder of an earlier version: block motion, whole padded latents, no filter,
+    older.overlaps_motion = older.crops_latents = older.filters_prediction = False  # spatial motion coding
+    older.codes_motion_temporally = older.codes_hyper_latent_temporally = False
     legacy, legacy_stats = older.encode_frames(frames, info, gop=4, keep_reconstructions=True, adaptive_intra=False)
     assert not set(FLAGS) & legacy.metadata.keys()
     for coded, expected in ((payload, stats), (legacy, legacy_stats)):

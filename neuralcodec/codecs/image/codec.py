@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -65,6 +65,16 @@ image is larger: its float64 buffers stay near 200 MB whatever the image size (a
 otherwise needs ~4 GB before the index CRC can reject a crafted file)."""
 HYPER_HALO = 3
 """Hyper-latent rows and columns of context around a tile; the hyper-synthesis's receptive field needs 2."""
+
+
+class HyperLatentCoder(Protocol):
+    """What codes a hyper-latent: the model's factorized prior, or a coder that knows more (a video
+    codec's previous frame: :mod:`neuralcodec.codecs.video.hyper_latent_context`)."""
+
+    def compress(self, z: torch.Tensor, encoder: SymbolEncoder) -> torch.Tensor: ...
+
+    def decompress(self, shape: tuple[int, ...], decoder: SymbolDecoder) -> torch.Tensor: ...
+
 
 class CodedLatents(NamedTuple):
     """One coded image: its stream, Σ −log2 p of its symbols, the decoded latent and the index CRC."""
@@ -160,13 +170,15 @@ class ImageHyperpriorCodec:
 
     @torch.no_grad()
     def encode_latent(self, y: torch.Tensor, level: float, encoder: SymbolEncoder, z: torch.Tensor | None = None,
-                      picture: tuple[int, int] | None = None) -> tuple[torch.Tensor, int]:
+                      picture: tuple[int, int] | None = None,
+                      hyper_coder: HyperLatentCoder | None = None) -> tuple[torch.Tensor, int]:
         """Push the hyper-latent (``z``, by default the hyper-analysis of ``y``) and the latent residuals
         of ``y`` to ``encoder``; returns the decoded latent ``ŷ`` (float32, CPU: what the decoder
         rebuilds) and the CRC32 of its scale indexes. With ``picture`` (height, width), only the latent
-        over the picture is coded (a cropped-latent coding: see :mod:`~neuralcodec.codecs.image.latent_coding`)."""
+        over the picture is coded (a cropped-latent coding: see :mod:`~neuralcodec.codecs.image.latent_coding`).
+        ``hyper_coder`` codes the hyper-latent instead of the model's factorized prior (its tables)."""
         z = self.hyper_analyze(y, level) if z is None else z
-        z_hat = self.image.entropy_bottleneck.compress(z, encoder)
+        z_hat = (hyper_coder or self.image.entropy_bottleneck).compress(z, encoder)
         means, scales = self._hyper_parameters(z_hat, level)
         if picture is None:
             return self._latents.compress(y, means, scales, level, encoder)
@@ -176,12 +188,13 @@ class ImageHyperpriorCodec:
 
     @torch.no_grad()
     def decode_latent(self, height: int, width: int, level: float, decoder: SymbolDecoder,
-                      index_crc: object, crc_mask: int = 0xFFFFFFFF, cropped: bool = False) -> torch.Tensor:
+                      index_crc: object, crc_mask: int = 0xFFFFFFFF, cropped: bool = False,
+                      hyper_coder: HyperLatentCoder | None = None) -> torch.Tensor:
         """Inverse of :meth:`encode_latent` for an image of ``height`` x ``width`` (``cropped``: coded with
         ``picture``); CorruptFileError when the rebuilt scale indexes do not match ``index_crc`` (in the
         bits of ``crc_mask``)."""
         z_shape = (1, self.image.config.n, padded_side(height) // PAD_MULTIPLE, padded_side(width) // PAD_MULTIPLE)
-        z_hat = self.image.entropy_bottleneck.decompress(z_shape, decoder)
+        z_hat = (hyper_coder or self.image.entropy_bottleneck).decompress(z_shape, decoder)
         means, scales = self._hyper_parameters(z_hat, level)
 
         def check(rebuilt: int) -> None:

@@ -8,10 +8,10 @@ predicted from (a latent for ``video-st``, the decoded pixels for ``video-mc``),
 File metadata: ``height``, ``width``, ``level``, ``gop``, ``frames``, ``fps_num``/``fps_den``,
 ``frame_bytes`` (list), ``index_crc`` (list), ``intra_frames`` (indexes of frames coded as I-frames
 inside a group of pictures), when the I-frames are coded at another gain level than the P-frames,
-``intra_level``, the flags ``cropped_latent``, ``overlapped_motion`` and ``filtered_prediction`` when
-frames are coded that way, and ``intra_context`` (a model id and hash) when I-frames are coded with an
-image context model (:mod:`neuralcodec.codecs.video.context_models`); one section ``frames`` holding the
-streams back to back.
+``intra_level``, the flags ``cropped_latent``, ``overlapped_motion``, ``filtered_prediction``,
+``temporal_motion`` and ``temporal_hyper_latent`` when frames are coded that way, and ``intra_context``
+(a model id and hash) when I-frames are coded with an image context model
+(:mod:`neuralcodec.codecs.video.context_models`); one section ``frames`` holding the streams back to back.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ class FrameSettings:
     """How a file's frames are coded: the gain levels ``predicted`` for P-frames (the file's ``level``) and
     ``intra`` for I-frames (its ``intra_level``; by default the same), whether latents are coded only
     over the picture (its ``cropped_latent``; see :mod:`neuralcodec.codecs.image.latent_coding`) and
-    whether block motion is overlapped and the prediction filtered (its ``overlapped_motion`` and
-    ``filtered_prediction``; codecs that predict from pixels) and which image context model codes
-    I-frames (its ``intra_context`` entry; None: the video model's own hyperprior)."""
+    whether block motion is overlapped, the prediction filtered, and motion and the residual hyper-latent
+    coded with the previous P-frame's as context (its ``overlapped_motion``, ``filtered_prediction``,
+    ``temporal_motion`` and ``temporal_hyper_latent``; codecs that predict from pixels) and which image
+    context model codes I-frames (its ``intra_context`` entry; None: the video model's own hyperprior)."""
 
     predicted: float
     intra: float
@@ -53,6 +54,8 @@ class FrameSettings:
     overlapped_motion: bool = False
     filtered_prediction: bool = False
     intra_context: str | None = None
+    temporal_motion: bool = False
+    temporal_hyper_latent: bool = False
 
 
 @dataclass
@@ -107,6 +110,10 @@ class SequenceCodec:
     """Whether the encoder predicts with overlapped block motion compensation."""
     filters_prediction: ClassVar[bool] = False
     """Whether the encoder filters the prediction (:mod:`~neuralcodec.codecs.video.prediction_filter`)."""
+    codes_motion_temporally: ClassVar[bool] = False
+    """Whether the encoder codes a P-frame's motion field with the previous P-frame's as context."""
+    codes_hyper_latent_temporally: ClassVar[bool] = False
+    """Whether the encoder codes a P-frame's residual hyper-latent with the previous P-frame's as context."""
 
     def __init__(self, model_id: str, weights_hash: bytes, intra: ImageHyperpriorCodec) -> None:
         self.model_id = model_id
@@ -152,7 +159,8 @@ class SequenceCodec:
         level = self.intra.level_of(quality)
         settings = FrameSettings(level, min(level + self.intra_level_boost, self.intra.levels - 1.0),
                                  self.crops_latents and crops_latent(info.height, info.width), self.overlaps_motion,
-                                 self.filters_prediction, self.intra_context)
+                                 self.filters_prediction, self.intra_context, self.codes_motion_temporally,
+                                 self.codes_hyper_latent_temporally)
         codings: list[FrameCoding] = []
         psnrs, hashes, reconstructions = [], [], []
         reference: object | None = None
@@ -190,6 +198,8 @@ class SequenceCodec:
                       **({"cropped_latent": True} if settings.cropped_latent else {}),
                       **({"overlapped_motion": True} if settings.overlapped_motion else {}),
                       **({"filtered_prediction": True} if settings.filtered_prediction else {}),
+                      **({"temporal_motion": True} if settings.temporal_motion else {}),
+                      **({"temporal_hyper_latent": True} if settings.temporal_hyper_latent else {}),
                       **({"intra_context": settings.intra_context} if settings.intra_context else {})},
             sections={"frames": b"".join(c.stream for c in codings)},
         )
@@ -206,7 +216,9 @@ class SequenceCodec:
                                  self.crops_latents and flag_field(meta, "cropped_latent"),
                                  self.overlaps_motion and flag_field(meta, "overlapped_motion"),
                                  self.filters_prediction and flag_field(meta, "filtered_prediction"),
-                                 self.checked_intra_context(meta.get("intra_context")))
+                                 self.checked_intra_context(meta.get("intra_context")),
+                                 self.codes_motion_temporally and flag_field(meta, "temporal_motion"),
+                                 self.codes_hyper_latent_temporally and flag_field(meta, "temporal_hyper_latent"))
         index = frame_index(payload, info.frames, gop)
         data = payload.sections["frames"]
         reference: object | None = None
