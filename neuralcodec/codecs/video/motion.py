@@ -12,7 +12,10 @@ then has no edges at block boundaries, which a residual coder with whole-frame t
 Estimation is a coarse-to-fine block search on the luma ``R + 2G + B`` (a full search of ±``SEARCH``
 pixels at quarter resolution, ±1 refinements at half and full resolution, then the eight half-pixel
 neighbours), minimizing SAD plus a small penalty per half-pixel of vector length, so that flat or
-static blocks keep the zero vector (cheapest to code).
+static blocks keep the zero vector (cheapest to code); a block then takes its neighbours' median vector
+when that loses little SAD — or, for a field coded with the previous one as context, each vector (in
+raster order) becomes the cheapest of its own, the median and the previous field's by SAD plus its
+estimated code length under that context.
 
 Coding: each vector is predicted by the component-wise median of its left, top and top-right
 neighbours (the decoded ones) and the difference is coded with a discretized Laplace whose scale grows
