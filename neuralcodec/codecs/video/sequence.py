@@ -58,6 +58,13 @@ class FrameSettings:
     temporal_hyper_latent: bool = False
 
 
+FILE_FLAGS = (("cropped_latent", "crops_latents"), ("overlapped_motion", "overlaps_motion"),
+              ("filtered_prediction", "filters_prediction"), ("temporal_motion", "codes_motion_temporally"),
+              ("temporal_hyper_latent", "codes_hyper_latent_temporally"))
+"""The boolean file flags (the :class:`FrameSettings` fields of the same names), in header order, each with
+the codec switch that lets the encoder write it and the decoder read it."""
+
+
 @dataclass
 class FrameCoding:
     """One coded frame: its stream, the reference state it leaves, its decoded pixels, its scale-index
@@ -157,10 +164,10 @@ class SequenceCodec:
         if gop < 1:
             raise InputError(f"the group of pictures must be at least 1 frame, got {gop}")
         level = self.intra.level_of(quality)
+        flags = {flag: getattr(self, switch) for flag, switch in FILE_FLAGS}
+        flags["cropped_latent"] = flags["cropped_latent"] and crops_latent(info.height, info.width)
         settings = FrameSettings(level, min(level + self.intra_level_boost, self.intra.levels - 1.0),
-                                 self.crops_latents and crops_latent(info.height, info.width), self.overlaps_motion,
-                                 self.filters_prediction, self.intra_context, self.codes_motion_temporally,
-                                 self.codes_hyper_latent_temporally)
+                                 intra_context=self.intra_context, **flags)
         codings: list[FrameCoding] = []
         psnrs, hashes, reconstructions = [], [], []
         reference: object | None = None
@@ -195,11 +202,7 @@ class SequenceCodec:
                       "frame_bytes": sizes, "index_crc": [c.index_crc for c in codings],
                       "intra_frames": extra_intra,
                       **({"intra_level": settings.intra} if settings.intra != level else {}),
-                      **({"cropped_latent": True} if settings.cropped_latent else {}),
-                      **({"overlapped_motion": True} if settings.overlapped_motion else {}),
-                      **({"filtered_prediction": True} if settings.filtered_prediction else {}),
-                      **({"temporal_motion": True} if settings.temporal_motion else {}),
-                      **({"temporal_hyper_latent": True} if settings.temporal_hyper_latent else {}),
+                      **{flag: True for flag, _ in FILE_FLAGS if getattr(settings, flag)},
                       **({"intra_context": settings.intra_context} if settings.intra_context else {})},
             sections={"frames": b"".join(c.stream for c in codings)},
         )
@@ -212,13 +215,9 @@ class SequenceCodec:
         meta = payload.metadata
         info, gop = video_info(payload, limits), positive_int_field(meta, "gop")
         level = self.intra.check_level(meta.get("level"))
+        flags = {flag: getattr(self, switch) and flag_field(meta, flag) for flag, switch in FILE_FLAGS}
         settings = FrameSettings(level, self.intra.check_level(meta.get("intra_level", level)),
-                                 self.crops_latents and flag_field(meta, "cropped_latent"),
-                                 self.overlaps_motion and flag_field(meta, "overlapped_motion"),
-                                 self.filters_prediction and flag_field(meta, "filtered_prediction"),
-                                 self.checked_intra_context(meta.get("intra_context")),
-                                 self.codes_motion_temporally and flag_field(meta, "temporal_motion"),
-                                 self.codes_hyper_latent_temporally and flag_field(meta, "temporal_hyper_latent"))
+                                 intra_context=self.checked_intra_context(meta.get("intra_context")), **flags)
         index = frame_index(payload, info.frames, gop)
         data = payload.sections["frames"]
         reference: object | None = None
