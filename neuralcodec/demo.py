@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from neuralcodec.api import decode_path, encode_path
+from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import NeuralCodecError
 from neuralcodec.metrics import psnr
 from neuralcodec.pretrained import default_model
@@ -57,7 +58,7 @@ def _run() -> None:
     model = default_model("image-hyperprior")
     print(f"model: {model.model_id} ({model.description})")
     print(f"{'quality':>7} {'bytes':>7} {'bpp':>6} {'PSNR dB':>8} {'enc s':>6} {'dec s':>6} | {'JPEG bytes':>10} {'JPEG PSNR':>9}")
-    for quality in range(1, len(model.config["lambdas"]) + 1):
+    for quality in range(1, load_codec(model.model_id).levels + 1):
         ncd = OUT_DIR / f"photo-q{quality}.ncd"
         decoded_path = OUT_DIR / f"photo-q{quality}.png"
         enc = encode_path(source, ncd, quality=quality, verify=True)

@@ -18,7 +18,7 @@ from neuralcodec.entropy.models import FactorizedPrior, GaussianConditionalPrior
 from neuralcodec.pretrained import list_models, load_pretrained
 
 SHIPPED = [info.model_id for info in list_models() if info.codec in ("image-hyperprior", "video-st")]
-DEFAULT_IMAGE_MODEL = "hyperprior-vr9c-n96"
+HYPERPRIOR_IMAGE_MODEL = "hyperprior-vr9c-n96"
 COMPRESSAI_CONSTANTS = {"_offset", "_quantized_cdf", "_cdf_length", "target", "likelihood_lower_bound.bound"}
 """compressai's entropy-bottleneck buffers that ours keeps out of the state dict (constants, unused tables)."""
 
@@ -85,7 +85,7 @@ def test_factorized_prior_initialises_like_entropy_bottleneck(compressai):
 
 
 def test_factorized_float64_pmf_equals_entropy_bottleneck(compressai):
-    ours = _load_model(DEFAULT_IMAGE_MODEL).entropy_bottleneck.double()
+    ours = _load_model(HYPERPRIOR_IMAGE_MODEL).entropy_bottleneck.double()
     reference = _reference_bottleneck(compressai, ours).double()
     samples = torch.linspace(-40, 40, 801, dtype=torch.float64).repeat(ours.channels, 1, 1)
     for got, expected in zip(ours.bin_likelihood(samples, stop_gradient=True),
@@ -95,7 +95,7 @@ def test_factorized_float64_pmf_equals_entropy_bottleneck(compressai):
 
 @pytest.mark.parametrize("training", [False, True])
 def test_factorized_forward_and_gradients_equal_entropy_bottleneck(compressai, training: bool):
-    ours = _load_model(DEFAULT_IMAGE_MODEL).entropy_bottleneck
+    ours = _load_model(HYPERPRIOR_IMAGE_MODEL).entropy_bottleneck
     reference = _reference_bottleneck(compressai, ours)
     torch.manual_seed(1)
     x = (torch.randn(2, ours.channels, 5, 7) * 4).requires_grad_()
@@ -110,7 +110,7 @@ def test_factorized_forward_and_gradients_equal_entropy_bottleneck(compressai, t
 
 
 def test_factorized_aux_loss_equals_entropy_bottleneck(compressai):
-    ours = _load_model(DEFAULT_IMAGE_MODEL).entropy_bottleneck
+    ours = _load_model(HYPERPRIOR_IMAGE_MODEL).entropy_bottleneck
     with torch.no_grad():
         ours.quantiles.add_(torch.randn_like(ours.quantiles))
     reference = _reference_bottleneck(compressai, ours)
@@ -161,7 +161,7 @@ def test_gdn_equals_compressai(compressai, inverse: bool):
 
 def test_shipped_gdn_layers_equal_compressai(compressai):
     """The decoder's precomputed GDN parameters (FrozenGDN) and GDN outputs of a shipped model, exactly."""
-    model = _load_model(DEFAULT_IMAGE_MODEL)
+    model = _load_model(HYPERPRIOR_IMAGE_MODEL)
     layers = [m for m in model.modules() if isinstance(m, GDN)]
     assert len(layers) == 6
     torch.manual_seed(6)

@@ -226,7 +226,7 @@ def test_decoding_video_frames_never_replaces_an_existing_folder(tmp_path: Path)
 
 
 def test_dash_is_standard_output_and_input_on_the_ncd_side(tmp_path: Path) -> None:
-    encoded = _run_cli("encode", str(GOLDEN / "rgb-103x71.png"), "-", "--quality", "1")
+    encoded = _run_cli("encode", str(GOLDEN / "rgb-103x71.png"), "-", "--quality", "1", "--model", "hyperprior-vr9c-n96")
     assert encoded.returncode == 0 and encoded.stdout == (GOLDEN / "vr9c-q1.ncd").read_bytes()
     assert b"bpp=" in encoded.stderr
     decoded = _run_cli("decode", "-", str(tmp_path / "out.png"), stdin=encoded.stdout)

@@ -26,6 +26,7 @@ VARIANTS = {
     "groups+checkerboard": ContextConfig(groups=(3, 3, 6, 12), hidden=16, context_channels=8),
     "groups": ContextConfig(groups=(6, 6, 12), checkerboard=False, hidden=16, context_channels=8),
     "checkerboard": ContextConfig(groups=(24,), hidden=16, context_channels=8),
+    "two channel layers": ContextConfig(groups=(3, 3, 6, 12), hidden=16, context_channels=8, channel_layers=2),
 }
 
 
@@ -80,8 +81,8 @@ def test_bands_of_latent_rows_code_like_the_whole_latent(tiny_weights: Path, pho
     codec = ImageHyperpriorCodec(_context_model(tiny_weights, VARIANTS[variant]), "c", b"")
     x = _tensor(photo)
     means: list[torch.Tensor] = []
-    band_parameters = latent_coding.ContextLatents._band_parameters
-    monkeypatch.setattr(latent_coding.ContextLatents, "_band_parameters",
+    band_parameters = latent_coding._Band.parameters
+    monkeypatch.setattr(latent_coding._Band, "parameters",
                         lambda *args: means.append(band_parameters(*args)[0]) or band_parameters(*args))
 
     def coded() -> tuple[ImageCoding, torch.Tensor]:
@@ -269,3 +270,12 @@ def test_the_noisy_rate_pulls_latents_towards_their_means_where_the_coded_bins_r
         (-torch.log2(likelihoods).sum()).backward()
         gradients[noisy] = y.grad.abs().sum()
     assert gradients[False] == 0 and gradients[True] > 0
+
+
+def test_a_context_config_round_trips_and_older_configs_have_one_channel_layer():
+    config = VARIANTS["two channel layers"]
+    assert ContextConfig.from_dict(config.to_dict()) == config
+    older = {key: value for key, value in VARIANTS["groups"].to_dict().items() if key != "channel_layers"}
+    assert ContextConfig.from_dict(older).channel_layers == 1
+    with pytest.raises(ValueError, match="channel_layers"):
+        ContextConfig(groups=(24,), channel_layers=3).order(24)

@@ -229,10 +229,11 @@ def test_shipped_video_models_code_p_frames_cheaper_and_exactly(model_id: str):
 
 
 def test_video_weights_can_name_a_shipped_image_model_instead_of_copying_it(tmp_path: Path):
+    from neuralcodec.codecs.video.family import default_video_image_model
     from neuralcodec.errors import ModelMismatchError
-    from neuralcodec.pretrained import default_model
+    from neuralcodec.pretrained import get_model_info
 
-    image_id = default_model("image-hyperprior").model_id
+    image_id = default_video_image_model()
     torch.manual_seed(2)
     image = frozen_image_model(image_id)
     model = SpatiotemporalVideoModel(VideoConfig(image.config, hidden=8), image)
@@ -241,7 +242,7 @@ def test_video_weights_can_name_a_shipped_image_model_instead_of_copying_it(tmp_
     copied, named = (load_weights_file(tmp_path / f"{name}.safetensors") for name in ("copy", "named"))
     assert not any(key.startswith("image.") for key in named.tensors)
     saved = (tmp_path / "copy.safetensors").stat().st_size - (tmp_path / "named.safetensors").stat().st_size
-    assert saved > 0.99 * default_model("image-hyperprior").path.stat().st_size
+    assert saved > 0.99 * get_model_info(image_id).path.stat().st_size
     frames = moving_frames(3, 64, 64)
     info = VideoInfo(64, 64, Fraction(25), 3)
     streams = [codec.encode_frames(frames, info, quality=2, gop=3)[0] for codec in map(VideoCodec.from_weights,

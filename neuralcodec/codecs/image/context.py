@@ -48,6 +48,9 @@ class ContextConfig:
     """Width of the parameter networks."""
     context_channels: int = 48
     """Width of the channel- and spatial-context features."""
+    channel_layers: int = 1
+    """3x3 convolutions (each followed by a leaky ReLU) from the decoded earlier groups to the channel
+    context; at most 2, which keeps the networks' receptive field within 2 latent rows."""
     channel_order: tuple[int, ...] = field(default_factory=tuple)
     """Latent channels in coding order (empty: 0 ... M-1)."""
 
@@ -56,6 +59,8 @@ class ContextConfig:
         order = list(self.channel_order) if self.channel_order else list(range(m))
         if sorted(order) != list(range(m)) or sum(self.groups) != m or min(self.groups) < 1:
             raise ValueError(f"groups {self.groups} / channel order do not partition {m} channels")
+        if self.channel_layers not in (1, 2):
+            raise ValueError(f"channel_layers is {self.channel_layers}; 1 or 2 are supported")
         return order
 
     def slices(self) -> Iterator[slice]:
@@ -67,13 +72,14 @@ class ContextConfig:
 
     def to_dict(self) -> dict:
         return {"groups": list(self.groups), "checkerboard": self.checkerboard, "hidden": self.hidden,
-                "context_channels": self.context_channels, "channel_order": list(self.channel_order)}
+                "context_channels": self.context_channels, "channel_layers": self.channel_layers,
+                "channel_order": list(self.channel_order)}
 
     @classmethod
     def from_dict(cls, data: dict) -> ContextConfig:
         return cls(groups=tuple(int(g) for g in data["groups"]), checkerboard=bool(data["checkerboard"]),
                    hidden=int(data["hidden"]), context_channels=int(data["context_channels"]),
-                   channel_order=tuple(int(c) for c in data["channel_order"]))
+                   channel_layers=int(data.get("channel_layers", 1)), channel_order=tuple(int(c) for c in data["channel_order"]))
 
 
 def checkerboard_positions(height: int, width: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +122,10 @@ class SpatialChannelContext(nn.Module):
             size, before = group.stop - group.start, group.start
             inputs = 2 * size + ctx
             if index > 0:
-                self.channel_context.append(nn.Sequential(nn.Conv2d(before, ctx, 3, padding=1), nn.LeakyReLU(inplace=True)))
+                layers = [nn.Conv2d(before, ctx, 3, padding=1), nn.LeakyReLU(inplace=True)]
+                for _ in range(config.channel_layers - 1):
+                    layers += [nn.Conv2d(ctx, ctx, 3, padding=1), nn.LeakyReLU(inplace=True)]
+                self.channel_context.append(nn.Sequential(*layers))
                 inputs += ctx
             if config.checkerboard:
                 self.spatial_context.append(nn.Conv2d(size, ctx, 5, padding=2))

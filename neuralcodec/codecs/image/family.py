@@ -130,6 +130,8 @@ def _add_context_arguments(p: argparse.ArgumentParser) -> None:
                    help="code each group in one pass (no spatial context)")
     p.add_argument("--hidden", type=int, default=96, help="width of the parameter networks")
     p.add_argument("--context-channels", type=int, default=48, help="width of the channel/spatial context features")
+    p.add_argument("--channel-layers", type=int, default=1, choices=(1, 2),
+                   help="3x3 convolutions from the decoded earlier groups to the channel context")
     p.add_argument("--keep-channel-order", action="store_true",
                    help="code channels in their own order (default: by decreasing hyperprior rate)")
     p.add_argument("--crops", type=int, default=4000, help="training crops whose latents are cached")
@@ -155,7 +157,7 @@ def _train_context(args: argparse.Namespace, config: "TrainConfig") -> None:
     if args.crop % 64 or args.crop < 64:
         raise InputError(f"--crop must be a positive multiple of 64, got {args.crop}")
     context = ContextConfig(groups=groups, checkerboard=not args.no_checkerboard, hidden=args.hidden,
-                            context_channels=args.context_channels)
+                            context_channels=args.context_channels, channel_layers=args.channel_layers)
     model = train_image_context(args.data, config, args.init_from, context, crops=args.crops,
                                 val_crops=args.val_crops, crop=args.crop, val_fraction=args.val_fraction,
                                 order_channels=not args.keep_channel_order, cache_dir=args.latent_cache,

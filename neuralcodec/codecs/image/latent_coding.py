@@ -25,7 +25,7 @@ import torch
 
 from neuralcodec.codecs.common.determinism import scale_index_crc, snap_means
 from neuralcodec.codecs.common.transforms import ANALYSIS_STRIDE
-from neuralcodec.codecs.image.context import ImageContextModel, gather
+from neuralcodec.codecs.image.context import ImageContextModel, SpatialChannelContext, gather
 from neuralcodec.codecs.image.model import padded_side
 from neuralcodec.entropy import SymbolDecoder, SymbolEncoder
 from neuralcodec.entropy.models import GaussianConditionalPrior
@@ -135,10 +135,14 @@ class ContextLatents:
         gain = context.permuted(self.latent_gain.scale(ones, torch.tensor([level], dtype=torch.float64)))
         _, _, height, width = means.shape
         y_hat = torch.zeros(1, self.channels, height, width, dtype=torch.float64)  # coding order of channels
+        bands = [_Band(band, height, width, means, scales, context, gain) for band in _bands(height, width)]
         index_crc = 0
         for index, group in enumerate(context.config.slices()):
+            for band in bands:  # what both passes of the group see: computed once
+                band.group_inputs(index, y_hat, gain)
             for step, positions in enumerate(context.passes(height, width)):
-                mu, sigma = self._pass_parameters(index, step, positions, means, scales, gain, y_hat)
+                mus, sigmas = zip(*(band.parameters(index, step, positions, y_hat, gain) for band in bands))
+                mu, sigma = snap_means(torch.cat(mus, dim=1)).ravel(), torch.cat(sigmas, dim=1).numpy().ravel()
                 values = code(group, positions, mu, sigma).double().reshape(-1, group.stop - group.start).T[None]
                 flat = y_hat[:, group].view(1, group.stop - group.start, height * width)
                 if positions is None:
@@ -148,36 +152,39 @@ class ContextLatents:
                 index_crc = scale_index_crc(sigma, index_crc)
         return context.unpermuted(y_hat).float(), index_crc
 
-    def _pass_parameters(self, index: int, step: int, positions: torch.Tensor | None, means: torch.Tensor,
-                         scales: torch.Tensor, gain: torch.Tensor, y_hat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Snapped means and scales (flat, coding order) of pass ``step`` of group ``index``, band by band."""
-        height, width = means.shape[-2:]
-        mus, sigmas = zip(*(self._band_parameters(index, step, band, positions, means, scales, gain, y_hat)
-                            for band in _bands(height, width)))
-        return snap_means(torch.cat(mus, dim=1)).ravel(), torch.cat(sigmas, dim=1).numpy().ravel()
 
-    def _band_parameters(self, index: int, step: int, band: range, positions: torch.Tensor | None,
-                         means: torch.Tensor, scales: torch.Tensor, gain: torch.Tensor,
-                         y_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, σ) (1, P, c) of group ``index`` in pass ``step`` at the ``positions`` in the latent rows
-        ``band``, computed on the band with ``BAND_HALO`` rows of context (hyperprior ``means``/``scales`` in
-        the latent's channel order; ``y_hat``: decoded so far, coding order, zeros elsewhere)."""
-        context = self.context
-        group = list(context.config.slices())[index]
-        height, width = means.shape[-2:]
-        rows = slice(max(0, band.start - BAND_HALO), min(height, band.stop + BAND_HALO))
-        band_means, band_scales = context.permuted(means[:, :, rows]), context.permuted(scales[:, :, rows])
-        features, embedding = context.hyper_features(band_means, band_scales, gain)
-        decoded = y_hat[:, :group.start, rows] / gain[:, :group.start] if index else None
-        inputs = context.group_inputs(index, features, embedding, decoded)
-        anchors = y_hat[:, group, rows] / gain[:, group] if step else None
+class _Band:
+    """The latent rows ``rows`` (a band, with ``BAND_HALO`` rows of context above and below) on which the
+    context networks run: the hyperprior's parameters and features there are computed once, and each
+    group's inputs once for both of its passes."""
+
+    def __init__(self, rows: range, height: int, width: int, means: torch.Tensor, scales: torch.Tensor,
+                 context: SpatialChannelContext, gain: torch.Tensor) -> None:
+        self.rows, self.width, self.context = rows, width, context
+        self.halo = slice(max(0, rows.start - BAND_HALO), min(height, rows.stop + BAND_HALO))
+        self.means, self.scales = context.permuted(means[:, :, self.halo]), context.permuted(scales[:, :, self.halo])
+        self.features, self.embedding = context.hyper_features(self.means, self.scales, gain)
+        self.inputs: torch.Tensor | None = None
+
+    def group_inputs(self, index: int, y_hat: torch.Tensor, gain: torch.Tensor) -> None:
+        """Compute group ``index``'s inputs from ``y_hat`` (decoded so far, coding order, zeros elsewhere)."""
+        start = list(self.context.config.slices())[index].start
+        decoded = y_hat[:, :start, self.halo] / gain[:, :start] if index else None
+        self.inputs = self.context.group_inputs(index, self.features, self.embedding, decoded)
+
+    def parameters(self, index: int, step: int, positions: torch.Tensor | None, y_hat: torch.Tensor,
+                   gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, σ) (1, P, c) of group ``index`` in pass ``step`` at those of the ``positions`` in this band."""
+        group = list(self.context.config.slices())[index]
+        rows, width = self.rows, self.width
+        anchors = y_hat[:, group, self.halo] / gain[:, group] if step else None
         if positions is None:
-            local = torch.arange((band.start - rows.start) * width, (band.stop - rows.start) * width)
+            local = torch.arange((rows.start - self.halo.start) * width, (rows.stop - self.halo.start) * width)
         else:
-            first, last = (int(torch.searchsorted(positions, row * width)) for row in (band.start, band.stop))
-            local = positions[first:last] - rows.start * width
-        return context.group_parameters(index, inputs, anchors, band_means[:, group], band_scales[:, group],
-                                        gain[:, group], local)
+            first, last = (int(torch.searchsorted(positions, row * width)) for row in (rows.start, rows.stop))
+            local = positions[first:last] - self.halo.start * width
+        return self.context.group_parameters(index, self.inputs, anchors, self.means[:, group], self.scales[:, group],
+                                             gain[:, group], local)
 
 
 def _bands(height: int, width: int) -> list[range]:

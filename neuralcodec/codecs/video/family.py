@@ -55,10 +55,17 @@ def _train(args: argparse.Namespace, config: "TrainConfig") -> None:
 
 
 def image_model_of(args: argparse.Namespace) -> str:
-    """The image model a video trainer builds on: ``--init-from``, else the shipped default image model."""
+    """The image model a video trainer builds on: ``--init-from``, else :func:`default_video_image_model`."""
+    return args.init_from or default_video_image_model()
+
+
+def default_video_image_model() -> str:
+    """The image hyperprior that the shipped default video model names (a plain hyperprior: the default
+    image model has a context model on top, which a video trainer does not take)."""
+    from neuralcodec.codecs.image.reference import IMAGE_REFERENCE_KEY
     from neuralcodec.pretrained import default_model
 
-    return args.init_from or default_model("image-hyperprior").model_id
+    return str(default_model("video-mc").config[IMAGE_REFERENCE_KEY]["model_id"])
 
 
 def export_naming_image(args: argparse.Namespace, image_model: str,
