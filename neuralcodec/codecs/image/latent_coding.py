@@ -93,7 +93,9 @@ class HyperpriorLatents:
 
 BAND_POSITIONS = 1 << 13
 """The context networks run on bands of latent rows of about this many positions (a latent up to this
-size, about 2 Mpixel, is one band): their float64 buffers stay bounded whatever the image size."""
+size, about 2 Mpixel, is one band): the temporaries of each network evaluation stay bounded whatever the
+image size. What each band keeps between passes (its hyperprior features, the current group's inputs)
+is of the order of the hyperprior's float64 means and scales, which the coder holds anyway."""
 BAND_HALO = 3
 """Latent rows of context above and below a band; the networks' receptive field (5x5 spatial context) needs 2."""
 
