@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from neuralcodec.api import decode_path, encode_path
-from neuralcodec.codecs.registry import load_codec
+from neuralcodec.api import bound_codec, decode_path, encode_path
 from neuralcodec.errors import NeuralCodecError
 from neuralcodec.metrics import psnr
-from neuralcodec.pretrained import default_model
+from neuralcodec.pretrained import default_model, load_pretrained
 
 OUT_DIR = Path("demo-output")
 SAMPLE_PHOTO = "grace_hopper.jpg"
@@ -58,7 +57,8 @@ def _run() -> None:
     model = default_model("image-hyperprior")
     print(f"model: {model.model_id} ({model.description})")
     print(f"{'quality':>7} {'bytes':>7} {'bpp':>6} {'PSNR dB':>8} {'enc s':>6} {'dec s':>6} | {'JPEG bytes':>10} {'JPEG PSNR':>9}")
-    for quality in range(1, load_codec(model.model_id).levels + 1):
+    levels = bound_codec(load_pretrained(model.model_id), "cpu").levels  # the codec the encodes below reuse
+    for quality in range(1, levels + 1):
         ncd = OUT_DIR / f"photo-q{quality}.ncd"
         decoded_path = OUT_DIR / f"photo-q{quality}.png"
         enc = encode_path(source, ncd, quality=quality, verify=True)

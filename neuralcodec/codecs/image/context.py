@@ -54,13 +54,15 @@ class ContextConfig:
     channel_order: tuple[int, ...] = field(default_factory=tuple)
     """Latent channels in coding order (empty: 0 ... M-1)."""
 
+    def __post_init__(self) -> None:
+        if self.channel_layers not in (1, 2):
+            raise ValueError(f"channel_layers is {self.channel_layers}; 1 or 2 are supported")
+
     def order(self, m: int) -> list[int]:
         """The coding order of ``m`` latent channels (checked to be a permutation)."""
         order = list(self.channel_order) if self.channel_order else list(range(m))
         if sorted(order) != list(range(m)) or sum(self.groups) != m or min(self.groups) < 1:
             raise ValueError(f"groups {self.groups} / channel order do not partition {m} channels")
-        if self.channel_layers not in (1, 2):
-            raise ValueError(f"channel_layers is {self.channel_layers}; 1 or 2 are supported")
         return order
 
     def slices(self) -> Iterator[slice]:
