@@ -8,7 +8,7 @@ Public API::
     neuralcodec.decode_file("photo.ncd", "photo-decoded.png")
     data = neuralcodec.compress(Image.open("photo.png"), quality=3)  # the bytes `codec encode` writes
     image = neuralcodec.decompress(data)                               # a Pillow image
-    codec = neuralcodec.load("hyperprior-ctx3e-n96")  # a codec object with compress()/decompress()
+    codec = neuralcodec.load("hyperprior-ctx3e2-n96")  # a codec object with compress()/decompress()
 """
 
 from __future__ import annotations

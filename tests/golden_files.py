@@ -66,9 +66,11 @@ CASES: list[dict] = [
     {"name": "ctx-vr9c-q3", "input": "rgb-103x71.png", "model": "hyperprior-ctx-vr9c", "args": {"quality": 3}, "decoded": "image"},
     {"name": "ctx2-vr9c-q3", "input": "rgb-103x71.png", "model": "hyperprior-ctx2-vr9c", "args": {"quality": 3}, "decoded": "image"},
     {"name": "ctx3-vr9c-q3", "input": "rgb-103x71.png", "model": "hyperprior-ctx3-vr9c", "args": {"quality": 3}, "decoded": "image"},
-    # the default image model: the context model fine-tuned end to end (its own transforms)
+    # the context model fine-tuned end to end (its own transforms): ctx3e (retired) and ctx3e2, the default
     {"name": "ctx3e-q1", "input": "rgb-103x71.png", "model": "hyperprior-ctx3e-n96", "args": {"quality": 1}, "decoded": "image"},
     {"name": "ctx3e-q6", "input": "rgb-103x71.png", "model": "hyperprior-ctx3e-n96", "args": {"quality": 6}, "decoded": "image"},
+    {"name": "ctx3e2-q1", "input": "rgb-103x71.png", "model": "hyperprior-ctx3e2-n96", "args": {"quality": 1}, "decoded": "image"},
+    {"name": "ctx3e2-q6", "input": "rgb-103x71.png", "model": "hyperprior-ctx3e2-n96", "args": {"quality": 6}, "decoded": "image"},
     # face models: grey 112x92 faces, compact layout
     {"name": "faces-ipr-q2", "input": "face-92x112.png", "model": "faces-ipr", "args": {"quality": 2}, "decoded": "image"},
     {"name": "faces-mse-q4", "input": "face-92x112.png", "model": "faces-mse", "args": {"quality": 4}, "decoded": "image"},

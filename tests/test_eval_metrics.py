@@ -287,6 +287,16 @@ def test_plot_rd_curves_writes_a_png(tmp_path) -> None:  # type: ignore[no-untyp
         plot_rd_curves({}, target)
 
 
+def test_rd_plots_keep_a_dozen_curves_apart() -> None:
+    from neuralcodec.eval.plots import _draw
+
+    # a Kodak plot has 12 series; matplotlib's colour cycle has 10
+    curves = {f"codec {i}": [(r * (1 + i / 20), q) for r, q in RD_CURVE] for i in range(12)}
+    lines = _draw(curves, "bpp", "PSNR", "test").axes[0].get_lines()
+    looks = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines}
+    assert len(lines) == len(looks) == 12
+
+
 def test_rate_at_quality_interpolates_in_log_rate_on_the_best_so_far_curve() -> None:
     from neuralcodec.eval.bdrate import rate_at_quality
 

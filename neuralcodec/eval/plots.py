@@ -6,27 +6,34 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from neuralcodec.errors import InputError
 
+STYLES = (("-", "o"), ("--", "s"), (":", "^"))
+"""(line style, marker) of the first series, of those after the colour cycle's first round, and so on:
+series whose colours repeat stay apart."""
+
 
 def _draw(
     curves: Mapping[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str, title: str,
     log_x: bool = False, reference: tuple[str, float] | None = None,
 ) -> Figure:
-    """A figure with one line-and-markers series per codec, points sorted by rate, and an optional
-    dashed horizontal reference line ``(label, value)``."""
+    """A figure with one line-and-markers series per codec (no two alike: see ``STYLES``), points sorted
+    by rate, and an optional dashed horizontal reference line ``(label, value)``."""
     figure = Figure(figsize=(6.4, 4.8), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for name, points in curves.items():
+    colours = len(rcParams["axes.prop_cycle"].by_key()["color"])
+    for index, (name, points) in enumerate(curves.items()):
         if len(points) == 0:
             raise InputError(f"RD curve {name!r} has no points")
         rates, qualities = zip(*sorted(points))
-        axes.plot(rates, qualities, marker="o", markersize=4, label=name)
+        style = STYLES[(index // colours) % len(STYLES)]  # once the colours repeat, the line and marker change
+        axes.plot(rates, qualities, linestyle=style[0], marker=style[1], markersize=4, label=name)
     if reference is not None:
         axes.axhline(reference[1], color="black", linestyle="--", linewidth=1, label=reference[0])
     if log_x:  # ticks at 1, 2, 5 x powers of ten, labelled as plain numbers (0.05, 0.1, 0.2...)
@@ -38,7 +45,7 @@ def _draw(
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(True, alpha=0.4)
-    axes.legend()
+    axes.legend(fontsize="small" if len(curves) > 6 else None)
     figure.tight_layout()
     return figure
 
