@@ -141,9 +141,9 @@ class ContextLatents:
         index_crc = 0
         for index, group in enumerate(context.config.slices()):
             for band in bands:  # what both passes of the group see: computed once
-                band.group_inputs(index, y_hat, gain)
+                band.group_inputs(index, group, y_hat, gain)
             for step, positions in enumerate(context.passes(height, width)):
-                mus, sigmas = zip(*(band.parameters(index, step, positions, y_hat, gain) for band in bands))
+                mus, sigmas = zip(*(band.parameters(index, group, step, positions, y_hat, gain) for band in bands))
                 mu, sigma = snap_means(torch.cat(mus, dim=1)).ravel(), torch.cat(sigmas, dim=1).numpy().ravel()
                 values = code(group, positions, mu, sigma).double().reshape(-1, group.stop - group.start).T[None]
                 flat = y_hat[:, group].view(1, group.stop - group.start, height * width)
@@ -168,16 +168,16 @@ class _Band:
         self.features, self.embedding = context.hyper_features(self.means, self.scales, gain)
         self.inputs: torch.Tensor | None = None
 
-    def group_inputs(self, index: int, y_hat: torch.Tensor, gain: torch.Tensor) -> None:
-        """Compute group ``index``'s inputs from ``y_hat`` (decoded so far, coding order, zeros elsewhere)."""
-        start = list(self.context.config.slices())[index].start
-        decoded = y_hat[:, :start, self.halo] / gain[:, :start] if index else None
+    def group_inputs(self, index: int, group: slice, y_hat: torch.Tensor, gain: torch.Tensor) -> None:
+        """Compute the inputs of group ``index`` (its ``group`` of channels) from ``y_hat`` (decoded so far,
+        coding order, zeros elsewhere)."""
+        decoded = y_hat[:, :group.start, self.halo] / gain[:, :group.start] if index else None
         self.inputs = self.context.group_inputs(index, self.features, self.embedding, decoded)
 
-    def parameters(self, index: int, step: int, positions: torch.Tensor | None, y_hat: torch.Tensor,
+    def parameters(self, index: int, group: slice, step: int, positions: torch.Tensor | None, y_hat: torch.Tensor,
                    gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, σ) (1, P, c) of group ``index`` in pass ``step`` at those of the ``positions`` in this band."""
-        group = list(self.context.config.slices())[index]
+        """(μ, σ) (1, P, c) of group ``index`` (its ``group`` of channels) in pass ``step`` at those of the
+        ``positions`` in this band."""
         rows, width = self.rows, self.width
         anchors = y_hat[:, group, self.halo] / gain[:, group] if step else None
         if positions is None:
